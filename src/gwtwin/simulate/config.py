@@ -1,0 +1,389 @@
+"""Configuration of the simulated interferometer (YAML, validated).
+
+Every key has a default, so ``SimulationConfig()`` is the built-in scenario: a Virgo-like detector
+(``V1``) with 2048 s of data (32 frames of 64 s), Advanced Virgo design noise, tens of witnessed
+glitches of each coupling family with strain SNR from 6 to 100, unwitnessed blips, 20 decoy
+channels, a redundant witness and a few compact-binary injections.
+
+Channel names in the config are given without the detector prefix (``ENV_CEB_MAG_N``); the
+simulator writes full names (``V1:ENV_CEB_MAG_N``).  Rates are Hz, durations seconds, ASDs in the
+channel's unit per square-root hertz.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from gwtwin.errors import ConfigError
+
+PositiveFloat = Annotated[float, Field(gt=0)]
+Range = tuple[float, float]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+def _check_range(value: Range, name: str = "range") -> Range:
+    lo, hi = value
+    if not lo <= hi:
+        raise ValueError(f"{name} must be [low, high] with low <= high, found [{lo}, {hi}]")
+    return value
+
+
+class Distribution(_Model):
+    """A one-dimensional random draw: log-uniform (default), uniform or power law.
+
+    ``powerlaw`` draws p(x) ~ x**index on ``[min, max]`` (index -2 gives the steep glitch-SNR
+    distributions seen in Omicron triggers).
+    """
+
+    kind: Literal["loguniform", "uniform", "powerlaw"] = "loguniform"
+    min: PositiveFloat
+    max: PositiveFloat
+    index: float = -2.0
+
+    @model_validator(mode="after")
+    def _ordered(self):
+        if self.min > self.max:
+            raise ValueError(f"min must not exceed max, found min={self.min}, max={self.max}")
+        return self
+
+
+def _dist(lo: float, hi: float, kind: str = "loguniform") -> Distribution:
+    return Distribution(kind=kind, min=lo, max=hi)
+
+
+class Line(_Model):
+    """A narrow spectral line in strain that no witness explains (calibration, violin mode)."""
+
+    frequency: PositiveFloat
+    amplitude: PositiveFloat  # strain
+    name: str = ""
+
+
+class StrainConfig(_Model):
+    channel: str = "Hrec_hoft_4096Hz"
+    sample_rate: PositiveFloat = 4096.0
+    design_curve: Literal["advirgo", "aligo"] = "advirgo"
+    #: below this frequency (Hz) the noise ASD is held at its value here (see psd.py)
+    noise_floor_frequency: PositiveFloat = 8.0
+    #: low-frequency end (Hz) of every SNR integral
+    f_low: PositiveFloat = 10.0
+    #: length (s) of the FIR filter that colours white noise; sets the frequency resolution
+    filter_duration: PositiveFloat = 4.0
+    lines: list[Line] = Field(
+        default_factory=lambda: [
+            Line(frequency=36.5, amplitude=4e-22, name="calibration"),
+            Line(frequency=61.3, amplitude=2e-22, name="calibration"),
+            Line(frequency=445.2, amplitude=6e-22, name="violin"),
+            Line(frequency=1083.7, amplitude=1.5e-21, name="calibration"),
+        ]
+    )
+
+
+class ScatterConfig(_Model):
+    """Scattered light: phase modulation by the displacement x(t) of a scattering optic.
+
+    h(t) = coupling * sum_n a_n sin(4 pi n (x0 + x(t)) / wavelength + phase_n), with arches at
+    f = 2 n |dx/dt| / wavelength.  x(t) is a slow micro-seismic background plus high-motion
+    episodes (the glitches), each a tapered oscillation whose peak velocity puts the arches at the
+    drawn ``max_arch_frequency``.
+    """
+
+    enabled: bool = True
+    witness: str = "SBE_SDB1_DISP_X"
+    witness_rate: PositiveFloat = 256.0
+    witness_unit: str = "um"
+    witness_noise_asd: PositiveFloat = 0.002  # um / sqrt(Hz), white
+    redundant_witness: str | None = "SBE_SDB1_LVDT_X"
+    redundant_noise_asd: PositiveFloat = 0.02  # um / sqrt(Hz): a noisier sensor of the same motion
+    wavelength: PositiveFloat = 1.064e-6  # m
+    coupling: PositiveFloat = 2.5e-22  # strain amplitude of the fringe term
+    bounce_amplitudes: list[PositiveFloat] = Field(default_factory=lambda: [1.0, 0.3])
+    x0: float = 0.13  # um, static path offset
+    background_rms: PositiveFloat = 0.05  # um, micro-seismic motion
+    background_band: Range = (0.1, 0.4)  # Hz
+    background_components: Annotated[int, Field(ge=1, le=256)] = 12
+    rate: Annotated[float, Field(ge=0)] = 60.0  # episodes per hour
+    duration: Distribution = Field(default_factory=lambda: _dist(4.0, 10.0, "uniform"))
+    motion_frequency: Distribution = Field(default_factory=lambda: _dist(0.15, 0.35, "uniform"))
+    max_arch_frequency: Distribution = Field(default_factory=lambda: _dist(15.0, 60.0, "uniform"))
+
+    @field_validator("background_band")
+    @classmethod
+    def _band(cls, v: Range) -> Range:
+        return _check_range(v, "background_band")
+
+
+class FilterConfig(_Model):
+    """A Butterworth filter in second-order sections (the physical coupling path)."""
+
+    kind: Literal["bandpass", "lowpass", "highpass"] = "bandpass"
+    order: Annotated[int, Field(ge=1, le=8)] = 2
+    frequencies: list[PositiveFloat] = Field(default_factory=lambda: [15.0, 600.0])
+
+
+class EMConfig(_Model):
+    """Electromagnetic transients: magnetometer bursts coupled linearly with a delay."""
+
+    enabled: bool = True
+    witness: str = "ENV_CEB_MAG_N"
+    witness_rate: PositiveFloat = 4096.0
+    witness_unit: str = "T"
+    witness_noise_asd: PositiveFloat = 1e-12  # T / sqrt(Hz), white
+    coupling: PositiveFloat = 1e-11  # strain per tesla in the pass band
+    delay: float = 0.004  # s, witness -> strain
+    filter: FilterConfig = Field(default_factory=FilterConfig)
+    rate: Annotated[float, Field(ge=0)] = 100.0  # bursts per hour
+    frequency: Distribution = Field(default_factory=lambda: _dist(20.0, 300.0))
+    q: Distribution = Field(default_factory=lambda: _dist(3.0, 20.0, "uniform"))
+    snr: Distribution = Field(default_factory=lambda: _dist(6.0, 100.0))
+    #: fraction of bursts that are ringdowns (damped sinusoids) instead of sine-Gaussians
+    ringdown_fraction: Annotated[float, Field(ge=0, le=1)] = 0.3
+
+
+class PowerlineConfig(_Model):
+    """Power-line modulation: the mains line amplitude-modulated by a slow angular channel.
+
+    h(t) = carrier_amplitude * v(t) * (1 + modulation_depth * a(t)), with v the mains voltage
+    normalised to unit amplitude and a(t) the angular motion (urad).  a(t) holds a continuous
+    part (sinusoids at ``modulation_frequencies``) and episodes of larger motion (the glitches),
+    which put transient sidebands at mains +/- episode frequency.
+    """
+
+    enabled: bool = True
+    mains_channel: str = "ENV_CEB_UPS_VOLT_R"
+    mains_rate: PositiveFloat = 1024.0
+    mains_frequency: PositiveFloat = 50.0
+    mains_amplitude: PositiveFloat = 325.0  # V (230 V rms)
+    #: relative amplitudes of the odd harmonics 3f, 5f of the mains voltage
+    harmonics: list[float] = Field(default_factory=lambda: [0.04, 0.02])
+    mains_noise_asd: PositiveFloat = 0.05  # V / sqrt(Hz)
+    control_channel: str = "ASC_NE_TX_CORR"
+    control_rate: PositiveFloat = 128.0
+    control_unit: str = "urad"
+    control_noise_asd: PositiveFloat = 0.001  # urad / sqrt(Hz)
+    modulation_frequencies: list[PositiveFloat] = Field(default_factory=lambda: [0.9, 2.3])
+    modulation_amplitudes: list[float] = Field(default_factory=lambda: [0.3, 0.15])  # urad
+    carrier_amplitude: PositiveFloat = 1.5e-22  # strain of the coupled mains line
+    modulation_depth: PositiveFloat = 0.5  # per urad
+    rate: Annotated[float, Field(ge=0)] = 60.0  # episodes per hour
+    duration: Distribution = Field(default_factory=lambda: _dist(2.0, 6.0, "uniform"))
+    episode_frequency: Distribution = Field(default_factory=lambda: _dist(3.0, 9.0, "uniform"))
+    snr: Distribution = Field(default_factory=lambda: _dist(6.0, 100.0))
+
+    @model_validator(mode="after")
+    def _paired(self):
+        if len(self.modulation_frequencies) != len(self.modulation_amplitudes):
+            raise ValueError(
+                "modulation_frequencies and modulation_amplitudes must have the same length, "
+                f"found {len(self.modulation_frequencies)} and {len(self.modulation_amplitudes)}"
+            )
+        return self
+
+
+class BlipConfig(_Model):
+    """Blips: short broadband bursts in strain with no witness."""
+
+    enabled: bool = True
+    rate: Annotated[float, Field(ge=0)] = 70.0  # per hour
+    frequency: Distribution = Field(default_factory=lambda: _dist(40.0, 250.0))
+    q: Distribution = Field(default_factory=lambda: _dist(2.0, 6.0, "uniform"))
+    snr: Distribution = Field(default_factory=lambda: _dist(6.0, 100.0))
+
+
+class DecoyChannel(_Model):
+    name: str
+    rate: PositiveFloat
+    unit: str = ""
+    noise_asd: PositiveFloat = 1.0  # unit / sqrt(Hz) at 1 Hz
+    noise_slope: float = 0.0  # ASD ~ f**-slope above 1 Hz
+
+
+def _default_decoys() -> list[DecoyChannel]:
+    spec = [
+        ("ENV_CEB_MAG_E", 4096, "T", 1e-12, 0.0),
+        ("ENV_CEB_MAG_V", 4096, "T", 1e-12, 0.0),
+        ("ENV_NEB_MAG_N", 2048, "T", 2e-12, 0.0),
+        ("ENV_MCB_MAG_N", 1024, "T", 2e-12, 0.0),
+        ("ENV_CEB_SEIS_N", 256, "um/s", 0.05, 1.0),
+        ("ENV_CEB_SEIS_E", 256, "um/s", 0.05, 1.0),
+        ("ENV_CEB_SEIS_V", 256, "um/s", 0.05, 1.0),
+        ("ENV_NEB_SEIS_V", 256, "um/s", 0.05, 1.0),
+        ("ENV_WEB_SEIS_V", 256, "um/s", 0.05, 1.0),
+        ("ENV_CEB_ACC_X", 1024, "m/s2", 1e-6, 0.5),
+        ("ENV_CEB_ACC_Y", 1024, "m/s2", 1e-6, 0.5),
+        ("ENV_EIB_ACC_Z", 1024, "m/s2", 1e-6, 0.5),
+        ("ENV_CEB_MIC_1", 2048, "Pa", 1e-3, 0.5),
+        ("ENV_DET_MIC_1", 2048, "Pa", 1e-3, 0.5),
+        ("SBE_EIB_LC_TX", 256, "urad", 0.01, 1.0),
+        ("SBE_EIB_LC_TY", 256, "urad", 0.01, 1.0),
+        ("ASC_WE_TY_CORR", 128, "urad", 0.002, 0.0),
+        ("ASC_BS_TX_CORR", 128, "urad", 0.002, 0.0),
+        ("LSC_PRCL_CORR", 1024, "V", 1e-4, 0.0),
+        ("ENV_CEB_UPS_VOLT_S", 1024, "V", 0.05, 0.0),
+    ]
+    return [DecoyChannel(name=n, rate=r, unit=u, noise_asd=a, noise_slope=s) for n, r, u, a, s in spec]
+
+
+class DecoyConfig(_Model):
+    """Auxiliary channels with glitches of their own that never reach strain."""
+
+    enabled: bool = True
+    channels: list[DecoyChannel] = Field(default_factory=_default_decoys)
+    rate: Annotated[float, Field(ge=0)] = 60.0  # glitches per hour per channel
+    snr: Distribution = Field(default_factory=lambda: _dist(6.0, 100.0))
+    q: Distribution = Field(default_factory=lambda: _dist(3.0, 15.0, "uniform"))
+
+
+class InjectionConfig(_Model):
+    """Compact-binary injections made with lalsimulation (recorded in the truth catalogue)."""
+
+    enabled: bool = True
+    count: Annotated[int, Field(ge=0)] = 6
+    approximant: str = "IMRPhenomD"
+    mass1: Distribution = Field(default_factory=lambda: _dist(10.0, 50.0, "uniform"))
+    mass2: Distribution = Field(default_factory=lambda: _dist(10.0, 50.0, "uniform"))
+    spin_z: Range = (-0.5, 0.5)
+    snr: Distribution = Field(default_factory=lambda: _dist(8.0, 30.0))
+    f_min: PositiveFloat = 15.0  # Hz, waveform start frequency
+
+    @field_validator("spin_z")
+    @classmethod
+    def _spin(cls, v: Range) -> Range:
+        return _check_range(v, "spin_z")
+
+
+class SimulationConfig(_Model):
+    """The whole simulated scenario."""
+
+    prefix: str = "V1"
+    start: Annotated[int, Field(ge=0)] = 1_400_000_000  # GPS s
+    duration: Annotated[int, Field(gt=0)] = 2048  # s
+    frame_length: Annotated[int, Field(gt=0)] = 64  # s per file
+    seed: Annotated[int, Field(ge=0)] = 1
+    format: Literal["gwf", "hdf5"] = "gwf"
+    tag: str = "GWTWIN"
+    #: guard time (s) kept free around every strain glitch, so truth is per glitch
+    min_separation: Annotated[float, Field(ge=0)] = 1.0
+    #: events are kept this far (s) from the ends of the span
+    edge_margin: Annotated[float, Field(ge=0)] = 4.0
+    workers: Annotated[int, Field(ge=0)] = 0  # processes; 0 = number of cores
+    strain: StrainConfig = Field(default_factory=StrainConfig)
+    scatter: ScatterConfig = Field(default_factory=ScatterConfig)
+    em: EMConfig = Field(default_factory=EMConfig)
+    powerline: PowerlineConfig = Field(default_factory=PowerlineConfig)
+    blip: BlipConfig = Field(default_factory=BlipConfig)
+    decoys: DecoyConfig = Field(default_factory=DecoyConfig)
+    injections: InjectionConfig = Field(default_factory=InjectionConfig)
+
+    @field_validator("prefix")
+    @classmethod
+    def _prefix(cls, v: str) -> str:
+        if len(v) != 2 or not v[0].isalpha() or not v[1].isdigit():
+            raise ValueError(f"detector prefix must look like 'V1' or 'H1', found {v!r}")
+        return v
+
+    @model_validator(mode="after")
+    def _frames(self):
+        if self.duration % self.frame_length:
+            raise ValueError(
+                f"duration ({self.duration} s) must be a whole number of frame_length "
+                f"({self.frame_length} s)"
+            )
+        return self
+
+    # -- derived ------------------------------------------------------------------------------
+    def channel(self, name: str) -> str:
+        """Full channel name with the detector prefix."""
+        return f"{self.prefix}:{name}"
+
+    @property
+    def observatory(self) -> str:
+        return self.prefix[0]
+
+    def dump(self) -> str:
+        """The fully resolved config as YAML."""
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+
+def _allowed_keys(model: type[BaseModel], loc: tuple) -> list[str]:
+    """Field names of the sub-model that holds ``loc`` (for 'unknown key' messages)."""
+    current: type[BaseModel] | None = model
+    for part in loc[:-1]:
+        if current is None or isinstance(part, int):
+            continue
+        field = current.model_fields.get(str(part))
+        if field is None:
+            return []
+        ann = field.annotation
+        args = getattr(ann, "__args__", ())
+        candidates = [ann, *args]
+        current = next(
+            (c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None
+        )
+    return sorted(current.model_fields) if current is not None else []
+
+
+def validate_config(model: type[BaseModel], data, source: str = "config"):
+    """Validate a mapping against a config model, raising :class:`ConfigError` that names keys.
+
+    Unknown keys are listed with the keys allowed at that level; bad values with the expectation
+    and the value found.
+    """
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: expected a mapping of keys, found {type(data).__name__}")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        lines = [f"invalid {source}:"]
+        for err in exc.errors():
+            loc = tuple(err.get("loc", ()))
+            key = ".".join(str(p) for p in loc) or "<root>"
+            if err.get("type") == "extra_forbidden":
+                allowed = _allowed_keys(model, loc)
+                lines.append(f"  {key}: unknown key (allowed here: {', '.join(allowed)})")
+            else:
+                found = err.get("input")
+                lines.append(f"  {key}: {err.get('msg')} (found: {found!r})")
+        raise ConfigError("\n".join(lines)) from None
+
+
+def load_config(path: str | Path | None = None, overrides: dict | None = None) -> SimulationConfig:
+    """Read a simulation YAML (the whole file, or its ``simulate:`` section).
+
+    ``None`` gives the built-in defaults.  ``overrides`` are merged on top (nested dicts merge).
+    """
+    data: dict = {}
+    source = "built-in simulation config"
+    if path is not None:
+        path = Path(path)
+        source = str(path)
+        if not path.is_file():
+            raise ConfigError(f"simulation config {path} does not exist")
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path} is not valid YAML: {exc}") from None
+        if isinstance(data, dict) and "simulate" in data and isinstance(data["simulate"], dict):
+            data = data["simulate"]
+    if overrides:
+        data = _merge(data, overrides)
+    return validate_config(SimulationConfig, data, source)
+
+
+def _merge(base: dict, extra: dict) -> dict:
+    out = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
