@@ -61,7 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--start", type=int, help="override the GPS start (s)")
     sim.add_argument("--frame-length", dest="frame_length", type=int, help="seconds per file")
     sim.add_argument("--format", choices=["gwf", "hdf5"], help="frame format")
-    sim.add_argument("--show-config", action="store_true", help="print the resolved config and exit")
+    sim.add_argument(
+        "--show-config", action="store_true", help="print the resolved config and exit"
+    )
     sim.add_argument("--quiet", action="store_true", help="no progress bar")
     sim.set_defaults(func=_cmd_simulate)
     return parser

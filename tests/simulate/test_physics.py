@@ -107,8 +107,12 @@ def test_magnetic_coupling_is_the_configured_filter_and_delay(only):
     config = only(
         "em",
         duration=256,
-        em={"rate": 1500.0, "witness_noise_asd": 1e-14, "delay": 0.0037,
-            "filter": {"kind": "bandpass", "order": 2, "frequencies": [20.0, 400.0]}},
+        em={
+            "rate": 1500.0,
+            "witness_noise_asd": 1e-14,
+            "delay": 0.0037,
+            "filter": {"kind": "bandpass", "order": 2, "frequencies": [20.0, 400.0]},
+        },
     )
     sim = Simulator(config)
     data = _concat_frames(sim)
@@ -142,7 +146,8 @@ def test_powerline_sidebands_at_mains_plus_minus_modulation(only):
     top = sorted(sorted(peaks, key=lambda i: p[i])[-5:])
     mains = config.powerline.mains_frequency
     expected = sorted(
-        [mains] + [mains + s * fm for fm in config.powerline.modulation_frequencies for s in (-1, 1)]
+        [mains]
+        + [mains + s * fm for fm in config.powerline.modulation_frequencies for s in (-1, 1)]
     )
     np.testing.assert_allclose(f[top], expected, atol=1.5 / 32)
     # sideband/carrier power ratio = (depth * amplitude / 2)^2 for each modulation frequency
@@ -155,7 +160,9 @@ def test_powerline_sidebands_at_mains_plus_minus_modulation(only):
 
 
 def test_powerline_episode_sidebands_follow_episode_frequency(only):
-    config = only("powerline", duration=128, powerline={"rate": 100.0, "modulation_amplitudes": [0, 0]})
+    config = only(
+        "powerline", duration=128, powerline={"rate": 100.0, "modulation_amplitudes": [0, 0]}
+    )
     sim = Simulator(config)
     h = _concat_frames(sim)[truth_channel("V1", "powerline")]
     fs = config.strain.sample_rate
@@ -184,7 +191,9 @@ def test_decoys_do_not_couple_into_strain(only):
     np.testing.assert_array_equal(a_truth.numpy(), b_truth.numpy())
     sim = Simulator(with_decoys)
     assert sum(e.family == "decoy" for e in sim.catalogue.events) > 10
-    assert all(e.snr == 0 and e.witness_snr > 0 for e in sim.catalogue.events if e.family == "decoy")
+    assert all(
+        e.snr == 0 and e.witness_snr > 0 for e in sim.catalogue.events if e.family == "decoy"
+    )
 
 
 def test_blips_have_no_witness_and_catalogued_snr(only):
@@ -197,8 +206,16 @@ def test_blips_have_no_witness_and_catalogued_snr(only):
 
 
 def test_strain_glitches_do_not_overlap(only):
-    sim = Simulator(only(None, duration=512, scatter={"enabled": True}, em={"enabled": True},
-                         powerline={"enabled": True}, blip={"enabled": True}))
+    sim = Simulator(
+        only(
+            None,
+            duration=512,
+            scatter={"enabled": True},
+            em={"enabled": True},
+            powerline={"enabled": True},
+            blip={"enabled": True},
+        )
+    )
     glitches = sorted(
         (e for e in sim.catalogue.events if e.family in ("scatter", "em", "powerline", "blip")),
         key=lambda e: e.start_ns,

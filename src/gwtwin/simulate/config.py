@@ -228,7 +228,9 @@ def _default_decoys() -> list[DecoyChannel]:
         ("LSC_PRCL_CORR", 1024, "V", 1e-4, 0.0),
         ("ENV_CEB_UPS_VOLT_S", 1024, "V", 0.05, 0.0),
     ]
-    return [DecoyChannel(name=n, rate=r, unit=u, noise_asd=a, noise_slope=s) for n, r, u, a, s in spec]
+    return [
+        DecoyChannel(name=n, rate=r, unit=u, noise_asd=a, noise_slope=s) for n, r, u, a, s in spec
+    ]
 
 
 class DecoyConfig(_Model):

@@ -93,17 +93,45 @@ class Simulator:
     def _channel_specs(self) -> list[ChannelSpec]:
         c = self.config
         ch = c.channel
-        specs = [ChannelSpec(ch(c.strain.channel), c.strain.sample_rate, "strain", "strain", "", "float64")]
+        specs = [
+            ChannelSpec(
+                ch(c.strain.channel), c.strain.sample_rate, "strain", "strain", "", "float64"
+            )
+        ]
         if c.scatter.enabled:
-            specs.append(ChannelSpec(ch(c.scatter.witness), c.scatter.witness_rate, c.scatter.witness_unit, "witness", "scatter"))
+            specs.append(
+                ChannelSpec(
+                    ch(c.scatter.witness),
+                    c.scatter.witness_rate,
+                    c.scatter.witness_unit,
+                    "witness",
+                    "scatter",
+                )
+            )
             if c.scatter.redundant_witness:
-                specs.append(ChannelSpec(ch(c.scatter.redundant_witness), c.scatter.witness_rate, c.scatter.witness_unit, "redundant", "scatter"))
+                specs.append(
+                    ChannelSpec(
+                        ch(c.scatter.redundant_witness),
+                        c.scatter.witness_rate,
+                        c.scatter.witness_unit,
+                        "redundant",
+                        "scatter",
+                    )
+                )
         if c.em.enabled:
-            specs.append(ChannelSpec(ch(c.em.witness), c.em.witness_rate, c.em.witness_unit, "witness", "em"))
+            specs.append(
+                ChannelSpec(ch(c.em.witness), c.em.witness_rate, c.em.witness_unit, "witness", "em")
+            )
         if c.powerline.enabled:
             pl = c.powerline
-            specs.append(ChannelSpec(ch(pl.mains_channel), pl.mains_rate, "V", "witness", "powerline"))
-            specs.append(ChannelSpec(ch(pl.control_channel), pl.control_rate, pl.control_unit, "witness", "powerline"))
+            specs.append(
+                ChannelSpec(ch(pl.mains_channel), pl.mains_rate, "V", "witness", "powerline")
+            )
+            specs.append(
+                ChannelSpec(
+                    ch(pl.control_channel), pl.control_rate, pl.control_unit, "witness", "powerline"
+                )
+            )
         if c.decoys.enabled:
             specs += [ChannelSpec(ch(d.name), d.rate, d.unit, "decoy") for d in c.decoys.channels]
         names = [s.name for s in specs]
@@ -127,8 +155,12 @@ class Simulator:
         models = {}
         s = c.strain
         models[c.channel(s.channel)] = ColouredNoise(
-            seed, c.channel(s.channel), s.sample_rate, int(frame * s.sample_rate),
-            psd=self.catalogue.psd, filter_duration=s.filter_duration,
+            seed,
+            c.channel(s.channel),
+            s.sample_rate,
+            int(frame * s.sample_rate),
+            psd=self.catalogue.psd,
+            filter_duration=s.filter_duration,
         )
 
         def white(name, rate, asd):
@@ -139,19 +171,28 @@ class Simulator:
         if c.scatter.enabled:
             white(c.scatter.witness, c.scatter.witness_rate, c.scatter.witness_noise_asd)
             if c.scatter.redundant_witness:
-                white(c.scatter.redundant_witness, c.scatter.witness_rate, c.scatter.redundant_noise_asd)
+                white(
+                    c.scatter.redundant_witness,
+                    c.scatter.witness_rate,
+                    c.scatter.redundant_noise_asd,
+                )
         if c.em.enabled:
             white(c.em.witness, c.em.witness_rate, c.em.witness_noise_asd)
         if c.powerline.enabled:
             white(c.powerline.mains_channel, c.powerline.mains_rate, c.powerline.mains_noise_asd)
-            white(c.powerline.control_channel, c.powerline.control_rate, c.powerline.control_noise_asd)
+            white(
+                c.powerline.control_channel, c.powerline.control_rate, c.powerline.control_noise_asd
+            )
         if c.decoys.enabled:
             for d in c.decoys.channels:
                 if d.noise_slope == 0:
                     white(d.name, d.rate, d.noise_asd)
                 else:
                     models[c.channel(d.name)] = ColouredNoise(
-                        seed, c.channel(d.name), d.rate, int(frame * d.rate),
+                        seed,
+                        c.channel(d.name),
+                        d.rate,
+                        int(frame * d.rate),
                         psd=powerlaw_psd(d.noise_asd, d.noise_slope),
                         filter_duration=min(8.0, float(frame)),
                     )
@@ -224,7 +265,13 @@ class Simulator:
         for (rate, dtype), items in groups.items():
             data = torch.from_numpy(np.stack([x for _, x in items]).astype(dtype))
             blocks.append(
-                Block(data, t0_ns, rate, tuple(s.name for s, _ in items), tuple(s.unit for s, _ in items))
+                Block(
+                    data,
+                    t0_ns,
+                    rate,
+                    tuple(s.name for s, _ in items),
+                    tuple(s.unit for s, _ in items),
+                )
             )
         tspecs = self.truth_specs()
         truth_block = Block(
@@ -243,8 +290,10 @@ class Simulator:
         c = self.config
         start = self.frame_start(index)
         data = output / "frames" / frame_name(c.observatory, c.tag, start, c.frame_length, c.format)
-        truth = output / "truth" / frame_name(
-            c.observatory, f"{c.tag}_TRUTH", start, c.frame_length, c.format
+        truth = (
+            output
+            / "truth"
+            / frame_name(c.observatory, f"{c.tag}_TRUTH", start, c.frame_length, c.format)
         )
         return data, truth
 
@@ -257,7 +306,9 @@ class Simulator:
         write_frame(truth_path, truth)
         return data_path, truth_path
 
-    def run(self, output: str | Path, *, workers: int | None = None, progress: bool = True) -> SimulationResult:
+    def run(
+        self, output: str | Path, *, workers: int | None = None, progress: bool = True
+    ) -> SimulationResult:
         """Render and write every frame, the catalogue, the config echo and a summary."""
         output = Path(output)
         (output / "frames").mkdir(parents=True, exist_ok=True)
@@ -275,7 +326,9 @@ class Simulator:
                     advance()
             else:
                 ctx = get_context("fork") if "fork" in _start_methods() else get_context("spawn")
-                with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(self,)) as pool:
+                with ProcessPoolExecutor(
+                    workers, mp_context=ctx, initializer=_init_worker, initargs=(self,)
+                ) as pool:
                     for res in pool.map(_worker_frame, [(str(output), i) for i in indices]):
                         results.append(res)
                         advance()
@@ -331,8 +384,11 @@ class _progress:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
         self._bar = Progress(
-            "[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
-            TimeElapsedColumn(), transient=False,
+            "[progress.description]{task.description}",
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            transient=False,
         )
         self._bar.start()
         task = self._bar.add_task(self.label, total=self.total)
@@ -346,8 +402,21 @@ class _progress:
 
 # -- catalogue files -----------------------------------------------------------------------------
 CATALOGUE_COLUMNS = (
-    "id", "family", "gps_peak", "gps_start", "gps_end", "peak_ns", "start_ns", "end_ns",
-    "duration", "channel", "snr", "witness_snr", "frequency", "delay", "params",
+    "id",
+    "family",
+    "gps_peak",
+    "gps_start",
+    "gps_end",
+    "peak_ns",
+    "start_ns",
+    "end_ns",
+    "duration",
+    "channel",
+    "snr",
+    "witness_snr",
+    "frequency",
+    "delay",
+    "params",
 )
 
 

@@ -74,7 +74,9 @@ class Piece:
         lo = max(self.index, frame_index0)
         hi = min(self.index + self.data.size, frame_index0 + out.size)
         if hi > lo:
-            out[lo - frame_index0 : hi - frame_index0] += self.data[lo - self.index : hi - self.index]
+            out[lo - frame_index0 : hi - frame_index0] += self.data[
+                lo - self.index : hi - self.index
+            ]
 
 
 def draw(dist: Distribution, rng: np.random.Generator, size=None):
@@ -109,7 +111,7 @@ def tukey_envelope(t: np.ndarray, duration: float, taper: float = 0.5) -> np.nda
 
 
 def sine_gaussian(t: np.ndarray, frequency: float, q: float, phase: float = 0.0) -> np.ndarray:
-    """Unit-amplitude sine-Gaussian ``exp(-t^2/tau^2) sin(2 pi f t + phase)``, tau = Q/(sqrt2 pi f)."""
+    """Unit sine-Gaussian ``exp(-t^2/tau^2) sin(2 pi f t + phase)``, ``tau = Q / (sqrt2 pi f)``."""
     tau = q / (math.sqrt(2.0) * math.pi * frequency)
     return np.exp(-((t / tau) ** 2)) * np.sin(2.0 * math.pi * frequency * t + phase)
 
@@ -261,7 +263,9 @@ class Catalogue:
         sc = self.config.scatter
         k = 4 * math.pi / (sc.wavelength * 1e6)  # x in um
         h = np.zeros_like(x)
-        for n, (a_n, phi) in enumerate(zip(sc.bounce_amplitudes, self._scatter_phases, strict=False), 1):
+        for n, (a_n, phi) in enumerate(
+            zip(sc.bounce_amplitudes, self._scatter_phases, strict=False), 1
+        ):
             h += a_n * np.sin(k * n * (sc.x0 + x) + phi)
         return sc.coupling * h
 
@@ -294,8 +298,11 @@ class Catalogue:
             self.scatter_episodes.append(ep)
         # SNRs need the whole motion model: compute once all episodes exist
         for ep in self.scatter_episodes:
-            i0, tt = self._grid(ep["t"] + cfg.start - ep["duration"] / 2 - 1.0,
-                                ep["t"] + cfg.start + ep["duration"] / 2 + 1.0, self.rate)
+            i0, tt = self._grid(
+                ep["t"] + cfg.start - ep["duration"] / 2 - 1.0,
+                ep["t"] + cfg.start + ep["duration"] / 2 + 1.0,
+                self.rate,
+            )
             x_all = self.scatter_motion(tt)
             bg = x_all - self._episode_motion(ep, tt)
             h_ep = self.scatter_strain(x_all) - self.scatter_strain(bg)
@@ -343,14 +350,18 @@ class Catalogue:
         pl = self.config.powerline
         v = np.sin(2 * math.pi * pl.mains_frequency * t + self._mains_phases[0])
         for k, rel in enumerate(pl.harmonics, 1):
-            v += rel * np.sin(2 * math.pi * (2 * k + 1) * pl.mains_frequency * t + self._mains_phases[k])
+            v += rel * np.sin(
+                2 * math.pi * (2 * k + 1) * pl.mains_frequency * t + self._mains_phases[k]
+            )
         return v
 
     def angular(self, t: np.ndarray, episodes: bool = True) -> np.ndarray:
         """Angular motion a(t) in urad: continuous modulation plus (optionally) episodes."""
         pl = self.config.powerline
         a = np.zeros_like(t)
-        for f, amp, ph in zip(pl.modulation_frequencies, pl.modulation_amplitudes, self._mod_phases, strict=True):
+        for f, amp, ph in zip(
+            pl.modulation_frequencies, pl.modulation_amplitudes, self._mod_phases, strict=True
+        ):
             a += amp * np.sin(2 * math.pi * f * t + ph)
         if episodes:
             for ep in self.powerline_episodes:
@@ -404,7 +415,10 @@ class Catalogue:
                 channel=cfg.channel(pl.control_channel),
                 snr=snr(h, self.rate, self.psd, self.f_low),
                 witness_snr=snr(
-                    ep["amplitude"] * self._pl_shape(ep, tw - ep["t"]), pl.control_rate, control, 0.0
+                    ep["amplitude"] * self._pl_shape(ep, tw - ep["t"]),
+                    pl.control_rate,
+                    control,
+                    0.0,
                 ),
                 frequency=_peak_frequency(h, self.rate, self.psd, self.f_low),
                 params={
@@ -424,7 +438,8 @@ class Catalogue:
         freqs = f.frequencies if f.kind == "bandpass" else f.frequencies[0]
         if f.kind == "bandpass" and len(f.frequencies) != 2:
             raise GwtwinError(
-                f"em.filter.frequencies must hold [low, high] Hz for a bandpass, found {f.frequencies}"
+                "em.filter.frequencies must hold [low, high] Hz for a bandpass, "
+                f"found {f.frequencies}"
             )
         return butter(f.order, freqs, btype=f.kind, fs=self.rate, output="sos")
 
@@ -467,8 +482,16 @@ class Catalogue:
             t = self._scheduler.place(rng, before, after + em.delay + ring)
             if t is None:
                 continue
-            burst = {"t": t - cfg.start, "frequency": f0, "q": q, "phase": phase,
-                     "shape": shape, "before": before, "after": after, "amplitude": 1.0}
+            burst = {
+                "t": t - cfg.start,
+                "frequency": f0,
+                "q": q,
+                "phase": phase,
+                "shape": shape,
+                "before": before,
+                "after": after,
+                "amplitude": 1.0,
+            }
             # strain: k * H(f) applied to B(t - delay); rendered once on the strain grid
             i0, tt = self._grid(t - before, t + after + em.delay + ring, self.rate)
             unit_field = self._burst_shape(burst, tt - burst["t"] - em.delay)
@@ -490,8 +513,12 @@ class Catalogue:
                 witness_snr=snr(field_w, em.witness_rate, mag_psd, 0.0),
                 frequency=_peak_frequency(h, self.rate, self.psd, self.f_low),
                 delay=em.delay,
-                params={"shape": shape, "burst_frequency": f0, "q": q,
-                        "field_amplitude_T": amplitude},
+                params={
+                    "shape": shape,
+                    "burst_frequency": f0,
+                    "q": q,
+                    "field_amplitude_T": amplitude,
+                },
             )
 
     # -- blips -------------------------------------------------------------------------------
@@ -513,7 +540,10 @@ class Catalogue:
             h = unit * target / snr(unit, self.rate, self.psd, self.f_low)
             self.strain_pieces["blip"].append(Piece(i0, h))
             self._add(
-                "blip", t, t - half, t + half,
+                "blip",
+                t,
+                t - half,
+                t + half,
                 snr=snr(h, self.rate, self.psd, self.f_low),
                 frequency=_peak_frequency(h, self.rate, self.psd, self.f_low),
                 params={"central_frequency": f0, "q": q, "amplitude": float(np.abs(h).max())},
@@ -555,7 +585,10 @@ class Catalogue:
             t0 = cfg.start + i0 / self.rate
             peak = t0 + int(np.argmax(np.abs(h))) / self.rate
             self._add(
-                "injection", peak, t0, t0 + h.size / self.rate,
+                "injection",
+                peak,
+                t0,
+                t0 + h.size / self.rate,
                 snr=snr(h, self.rate, self.psd, self.f_low),
                 frequency=_peak_frequency(h, self.rate, self.psd, self.f_low),
                 params=params,
@@ -575,17 +608,33 @@ class Catalogue:
                 f0 = float(np.exp(rng.uniform(np.log(fmin), np.log(fmax))))
                 q = float(draw(dc.q, rng))
                 half = sine_gaussian_halfwidth(f0, q)
-                t = float(rng.uniform(cfg.start + cfg.edge_margin + half,
-                                      cfg.start + cfg.duration - cfg.edge_margin - half))
+                t = float(
+                    rng.uniform(
+                        cfg.start + cfg.edge_margin + half,
+                        cfg.start + cfg.duration - cfg.edge_margin - half,
+                    )
+                )
                 phase = float(rng.uniform(0, 2 * math.pi))
                 target = float(draw(dc.snr, rng))
                 _, tt = self._grid(t - half, t + half, ch.rate)
                 unit = sine_gaussian(tt - (t - cfg.start), f0, q, phase)
                 amplitude = target / snr(unit, ch.rate, psd, 0.0)
-                glitches.append({"t": t - cfg.start, "frequency": f0, "q": q, "phase": phase,
-                                 "amplitude": amplitude, "half": half})
+                glitches.append(
+                    {
+                        "t": t - cfg.start,
+                        "frequency": f0,
+                        "q": q,
+                        "phase": phase,
+                        "amplitude": amplitude,
+                        "half": half,
+                    }
+                )
                 self._add(
-                    "decoy", t, t - half, t + half, channel=name,
+                    "decoy",
+                    t,
+                    t - half,
+                    t + half,
+                    channel=name,
                     witness_snr=snr(amplitude * unit, ch.rate, psd, 0.0),
                     frequency=f0,
                     params={"central_frequency": f0, "q": q, "amplitude": amplitude},
@@ -598,7 +647,9 @@ class Catalogue:
             rel = t - g["t"]
             sel = np.abs(rel) < g["half"]
             if np.any(sel):
-                out[sel] += g["amplitude"] * sine_gaussian(rel[sel], g["frequency"], g["q"], g["phase"])
+                out[sel] += g["amplitude"] * sine_gaussian(
+                    rel[sel], g["frequency"], g["q"], g["phase"]
+                )
         return out
 
     # -- summaries -----------------------------------------------------------------------------

@@ -74,7 +74,9 @@ def project_waveform(
     tc = lal.LIGOTimeGPS(params["geocent_end_time"])
     hp.epoch += tc
     hc.epoch += tc
-    h = ls.SimDetectorStrainREAL8TimeSeries(hp, hc, params["ra"], params["dec"], params["psi"], detector)
+    h = ls.SimDetectorStrainREAL8TimeSeries(
+        hp, hc, params["ra"], params["dec"], params["psi"], detector
+    )
     # zero target on the strain grid, one second of margin either side for the interpolation
     rel = float(h.epoch - lal.LIGOTimeGPS(start_gps))
     i0 = math.floor(rel * sample_rate) - int(sample_rate)

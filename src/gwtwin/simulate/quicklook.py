@@ -97,15 +97,25 @@ def quicklook(output: str | Path, png: str | Path, config=None) -> Path:
         ts = strain.to_timeseriesdict()[strain_channel]
         frange = {"scatter": (10, 150), "powerline": (20, 120)}.get(family, (10, 1000))
         qrange = {"scatter": (4, 12), "powerline": (16, 64)}.get(family, (4, 64))
-        qspec = ts.q_transform(outseg=(lo, hi), frange=frange, qrange=qrange, whiten=True,
-                               fftlength=4, overlap=2)
+        qspec = ts.q_transform(
+            outseg=(lo, hi), frange=frange, qrange=qrange, whiten=True, fftlength=4, overlap=2
+        )
         ax = axes[row][0]
-        mesh = ax.pcolormesh(qspec.times.value - peak, qspec.frequencies.value, qspec.value.T,
-                             vmin=0, vmax=25, shading="auto", cmap="viridis")
+        mesh = ax.pcolormesh(
+            qspec.times.value - peak,
+            qspec.frequencies.value,
+            qspec.value.T,
+            vmin=0,
+            vmax=25,
+            shading="auto",
+            cmap="viridis",
+        )
         ax.set_yscale("log")
         ax.set_ylabel("frequency [Hz]")
-        ax.set_title(f"{FAMILY_TITLES[family]}: strain, SNR {float(event['snr']):.0f} "
-                     f"(GPS {peak:.2f})", fontsize=10)
+        ax.set_title(
+            f"{FAMILY_TITLES[family]}: strain, SNR {float(event['snr']):.0f} (GPS {peak:.2f})",
+            fontsize=10,
+        )
         fig.colorbar(mesh, ax=ax, label="normalised energy")
         wit = axes[row][1]
         channel = str(event["channel"])
@@ -121,20 +131,36 @@ def quicklook(output: str | Path, png: str | Path, config=None) -> Path:
             ax.set_ylim(*frange)
             wit.plot(t, xs, lw=0.8)
             wit.set_ylabel(f"{channel} [um]")
-            wit.set_title("witness displacement (dashed on the left: 2n|dx/dt|/lambda)", fontsize=10)
+            wit.set_title(
+                "witness displacement (dashed on the left: 2n|dx/dt|/lambda)", fontsize=10
+            )
         elif family in ("em", "powerline"):
             w = read(output / "frames", [channel], span_lo, span_hi).block
             wts = w.to_timeseriesdict()[channel]
             if family == "em":
-                wq = wts.q_transform(outseg=(lo, hi), frange=(10, 1000), qrange=(4, 64),
-                                     whiten=True, fftlength=4, overlap=2)
-                m2 = wit.pcolormesh(wq.times.value - peak, wq.frequencies.value, wq.value.T,
-                                    vmin=0, vmax=25, shading="auto", cmap="viridis")
+                wq = wts.q_transform(
+                    outseg=(lo, hi),
+                    frange=(10, 1000),
+                    qrange=(4, 64),
+                    whiten=True,
+                    fftlength=4,
+                    overlap=2,
+                )
+                m2 = wit.pcolormesh(
+                    wq.times.value - peak,
+                    wq.frequencies.value,
+                    wq.value.T,
+                    vmin=0,
+                    vmax=25,
+                    shading="auto",
+                    cmap="viridis",
+                )
                 wit.set_yscale("log")
                 wit.set_ylabel("frequency [Hz]")
                 fig.colorbar(m2, ax=wit, label="normalised energy")
-                wit.set_title(f"witness {channel} (coupling delay {config.em.delay * 1e3:g} ms)",
-                              fontsize=10)
+                wit.set_title(
+                    f"witness {channel} (coupling delay {config.em.delay * 1e3:g} ms)", fontsize=10
+                )
             else:
                 cw = wts.crop(lo, hi)
                 wit.plot(cw.times.value - peak, cw.value, lw=0.8)
@@ -144,10 +170,18 @@ def quicklook(output: str | Path, png: str | Path, config=None) -> Path:
                     ax.axhline(f, color="w", lw=0.6, ls=":")
                 wit.set_title(
                     f"angular witness; sidebands of the {config.powerline.mains_frequency:g} Hz "
-                    f"line at {', '.join(f'{f:.1f}' for f in sb)} Hz (dotted)", fontsize=10)
+                    f"line at {', '.join(f'{f:.1f}' for f in sb)} Hz (dotted)",
+                    fontsize=10,
+                )
         else:
-            wit.text(0.5, 0.5, "no witness: strain only", ha="center", va="center",
-                     transform=wit.transAxes)
+            wit.text(
+                0.5,
+                0.5,
+                "no witness: strain only",
+                ha="center",
+                va="center",
+                transform=wit.transAxes,
+            )
             wit.set_axis_off()
         for a in (ax, wit):
             if a.axison:
