@@ -14,4 +14,3 @@ class GwtwinError(ValueError):
 
 class ConfigError(GwtwinError):
     """A configuration file or mapping has an unknown key or a bad value."""
-

@@ -88,3 +88,10 @@ def test_missing_and_invalid_files(tmp_path):
     listing.write_text("- 1\n- 2\n")
     with pytest.raises(ConfigError, match="expected a mapping"):
         load_config(listing)
+
+
+def test_filter_corners_checked():
+    with pytest.raises(ConfigError, match=r"em\.filter: .*bandpass filter needs 2 corner"):
+        load_config(None, {"em": {"filter": {"frequencies": [20.0]}}})
+    with pytest.raises(ConfigError, match=r"below the strain Nyquist frequency \(2048 Hz\)"):
+        load_config(None, {"em": {"filter": {"frequencies": [20.0, 3000.0]}}})

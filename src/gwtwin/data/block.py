@@ -361,7 +361,9 @@ class Block:
         sizes = {c: a.shape[-1] for c, a in zip(channels, arrays, strict=True)}
         if len(set(sizes.values())) > 1:
             listing = ", ".join(f"{c} {n}" for c, n in sizes.items())
-            raise GwtwinError(f"channels have different durations (samples at {target:g} Hz: {listing})")
+            raise GwtwinError(
+                f"channels have different durations (samples at {target:g} Hz: {listing})"
+            )
         stacked = np.stack(arrays)
         data = torch.from_numpy(stacked)
         if dtype is not None:

@@ -127,6 +127,18 @@ class FilterConfig(_Model):
     order: Annotated[int, Field(ge=1, le=8)] = 2
     frequencies: list[PositiveFloat] = Field(default_factory=lambda: [15.0, 600.0])
 
+    @model_validator(mode="after")
+    def _corners(self):
+        want = 2 if self.kind == "bandpass" else 1
+        if len(self.frequencies) != want:
+            raise ValueError(
+                f"a {self.kind} filter needs {want} corner frequencies (Hz), "
+                f"found {self.frequencies}"
+            )
+        if want == 2 and not self.frequencies[0] < self.frequencies[1]:
+            raise ValueError(f"bandpass corners must be [low, high], found {self.frequencies}")
+        return self
+
 
 class EMConfig(_Model):
     """Electromagnetic transients: magnetometer bursts coupled linearly with a delay."""
@@ -290,6 +302,16 @@ class SimulationConfig(_Model):
         if len(v) != 2 or not v[0].isalpha() or not v[1].isdigit():
             raise ValueError(f"detector prefix must look like 'V1' or 'H1', found {v!r}")
         return v
+
+    @model_validator(mode="after")
+    def _nyquist(self):
+        nyquist = self.strain.sample_rate / 2
+        if max(self.em.filter.frequencies) >= nyquist:
+            raise ValueError(
+                f"em.filter.frequencies must be below the strain Nyquist frequency "
+                f"({nyquist:g} Hz), found {self.em.filter.frequencies}"
+            )
+        return self
 
     @model_validator(mode="after")
     def _frames(self):

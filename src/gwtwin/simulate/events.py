@@ -20,7 +20,6 @@ import numpy as np
 from scipy.signal import butter, sosfilt
 
 from gwtwin.data import NS
-from gwtwin.errors import GwtwinError
 from gwtwin.simulate.config import Distribution, SimulationConfig
 from gwtwin.simulate.noise import rng_for
 from gwtwin.simulate.psd import design_psd, powerlaw_psd, snr, white_psd
@@ -436,11 +435,6 @@ class Catalogue:
     def em_sos(self) -> np.ndarray:
         f = self.config.em.filter
         freqs = f.frequencies if f.kind == "bandpass" else f.frequencies[0]
-        if f.kind == "bandpass" and len(f.frequencies) != 2:
-            raise GwtwinError(
-                "em.filter.frequencies must hold [low, high] Hz for a bandpass, "
-                f"found {f.frequencies}"
-            )
         return butter(f.order, freqs, btype=f.kind, fs=self.rate, output="sos")
 
     def em_field(self, t: np.ndarray) -> np.ndarray:
