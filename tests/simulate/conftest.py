@@ -40,7 +40,19 @@ def only():
 def default_run(tmp_path_factory):
     """The default scenario's channels and families, shortened to 128 s, written as GWF."""
     out = tmp_path_factory.mktemp("sim-default")
-    config = SimulationConfig(duration=128, start=START, seed=3)
+    config = SimulationConfig.model_validate(
+        {
+            "duration": 128,
+            "start": START,
+            "seed": 3,
+            # denser than the default so 128 s holds several glitches of every family
+            "scatter": {"rate": 150.0},
+            "em": {"rate": 400.0},
+            "powerline": {"rate": 150.0},
+            "blip": {"rate": 300.0},
+            "injections": {"count": 3},
+        }
+    )
     sim = Simulator(config)
     result = sim.run(out, workers=2, progress=False)
     return sim, result

@@ -19,6 +19,7 @@ import json
 import math
 import os
 import time
+import warnings
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from multiprocessing import get_context
@@ -297,14 +298,22 @@ class Simulator:
         )
         return data, truth
 
-    def write_frame_files(self, output: Path, index: int) -> tuple[Path, Path]:
+    def write_frame_files(self, output: Path, index: int) -> tuple[Path, Path, set[str]]:
+        """Render frame ``index`` and write its data and truth files.
+
+        Returns the two paths and the writer's notes (e.g. units GWF cannot store), with the
+        file name stripped so that a run reports each note once rather than once per file.
+        """
         from gwtwin.data import write_frame
 
         data_path, truth_path = self.frame_paths(output, index)
         blocks, truth = self.render_frame(index)
-        write_frame(data_path, blocks)
-        write_frame(truth_path, truth)
-        return data_path, truth_path
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            write_frame(data_path, blocks)
+            write_frame(truth_path, truth)
+        notes = {str(w.message).split("; written")[0] for w in caught}
+        return data_path, truth_path, notes
 
     def run(
         self, output: str | Path, *, workers: int | None = None, progress: bool = True
@@ -318,7 +327,7 @@ class Simulator:
         workers = workers or os.cpu_count() or 1
         workers = max(1, min(workers, self.n_frames))
         indices = range(self.n_frames)
-        results: list[tuple[Path, Path]] = []
+        results: list[tuple[Path, Path, set[str]]] = []
         with _progress(progress, self.n_frames, "simulating frames") as advance:
             if workers == 1:
                 for i in indices:
@@ -332,6 +341,9 @@ class Simulator:
                     for res in pool.map(_worker_frame, [(str(output), i) for i in indices]):
                         results.append(res)
                         advance()
+        notes = sorted(set().union(*(r[2] for r in results)))
+        for note in notes:
+            warnings.warn(f"{note} (in every frame file)", stacklevel=2)
         catalogue = write_catalogue(self.catalogue.events, output)
         (output / "config.yaml").write_text(self.config.dump())
         elapsed = time.perf_counter() - begin
@@ -344,6 +356,7 @@ class Simulator:
             counts=self.catalogue.counts(),
             elapsed=elapsed,
             duration=float(self.config.duration),
+            extra={"notes": notes},
         )
         (output / "summary.json").write_text(json.dumps(summary_dict(result), indent=2))
         return result
@@ -359,7 +372,7 @@ def _init_worker(sim: Simulator) -> None:
     torch.set_num_threads(1)
 
 
-def _worker_frame(args: tuple[str, int]) -> tuple[Path, Path]:
+def _worker_frame(args: tuple[str, int]) -> tuple[Path, Path, set[str]]:
     output, index = args
     assert _WORKER is not None
     return _WORKER.write_frame_files(Path(output), index)
@@ -486,4 +499,5 @@ def summary_dict(result: SimulationResult) -> dict:
         "truth_frames": [str(p) for p in result.truth_frames],
         "catalogue": str(result.catalogue),
         "families": list(FAMILIES),
+        "notes": result.extra.get("notes", []),
     }

@@ -121,13 +121,17 @@ def quicklook(output: str | Path, png: str | Path, config=None) -> Path:
         channel = str(event["channel"])
         params = json.loads(str(event["params"]))
         if family == "scatter":
-            x = read(output / "frames", [channel], span_lo, span_hi).block.crop(lo, hi)
-            xs = x.numpy()[0]
-            t = x.times - peak
-            v = np.gradient(xs, 1.0 / x.sample_rate)  # um/s
+            from scipy.signal import butter, sosfiltfilt
+
+            x = read(output / "frames", [channel], span_lo, span_hi).block
+            # the motion is below 1 Hz: low-pass the sensor noise away before differentiating
+            smooth = sosfiltfilt(butter(4, 4.0, fs=x.sample_rate, output="sos"), x.numpy()[0])
+            v = np.gradient(smooth, 1.0 / x.sample_rate)  # um/s
+            inside = (x.times >= lo) & (x.times <= hi)
+            t, xs, v = x.times[inside] - peak, x.numpy()[0][inside], v[inside]
             lam = config.scatter.wavelength * 1e6
             for n in range(1, len(config.scatter.bounce_amplitudes) + 1):
-                ax.plot(t, 2 * n * np.abs(v) / lam, color="w", lw=0.8, ls="--")
+                ax.plot(t, 2 * n * np.abs(v) / lam, color="w", lw=0.9, ls="--")
             ax.set_ylim(*frange)
             wit.plot(t, xs, lw=0.8)
             wit.set_ylabel(f"{channel} [um]")
