@@ -79,7 +79,7 @@ def _check_rate(sample_rate: Any) -> float:
     return rate
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # eq on tensors is elementwise: Blocks compare by identity
 class Block:
     """A ``[channel, time]`` tensor with exact GPS start, one sample rate and channel names.
 
@@ -263,8 +263,15 @@ class Block:
             )
         return self.isel(i0, i1)
 
-    def isel(self, i0: int, i1: int) -> Block:
-        """Samples ``i0:i1`` by index, with the GPS start moved accordingly."""
+    def isel(self, i0: int | None, i1: int | None) -> Block:
+        """Samples ``i0:i1`` by index, with the GPS start moved accordingly.
+
+        Indices follow Python slicing (negative ones count from the end, out-of-range ones are
+        clipped), and the GPS start always moves to the first sample kept.
+        """
+        # normalise first: a negative i0 must move t0 forward from the end, not backwards
+        i0, i1, _ = slice(i0, i1).indices(self.size)
+        i1 = max(i0, i1)
         shift_ns = int(round(Fraction(i0) / _rate_fraction(self.sample_rate) * NS))
         return self.replace(data=self.data[:, i0:i1], t0_ns=self.t0_ns + shift_ns)
 
