@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import math
-import sys
-import types
 
 import numpy as np
 import pytest
 import scipy.signal
 import torch
 from gwpy.table import EventTable
-from gwpy.timeseries import TimeSeries
 
 from gwtwin.data import Block
 from gwtwin.errors import GwtwinError
@@ -173,39 +170,10 @@ def test_segmented_equals_single_window():
     np.testing.assert_allclose(loud_many["frequency"], loud_one["frequency"], rtol=0.01)
 
 
-# -- whitening path (with gwpy's whitening standing in, so this does not test another module) ----
+# -- whitening path (gwtwin.signal.whitening, itself tested against gwpy) ---------------------
 
 
-@pytest.fixture
-def gwpy_whitening(monkeypatch):
-    whitening = types.ModuleType("gwtwin.signal.whitening")
-    spectral = types.ModuleType("gwtwin.signal.spectral")
-
-    def psd_block(block, fftlength):
-        f, p = scipy.signal.welch(
-            block.numpy().astype(np.float64),
-            fs=block.sample_rate,
-            nperseg=int(fftlength * block.sample_rate),
-            average="median",
-        )
-        return types.SimpleNamespace(freqs=torch.from_numpy(f), values=torch.from_numpy(p))
-
-    def whiten_block(block, psd=None, fduration=2.0, **_):
-        out = [
-            TimeSeries(row.astype(np.float64), sample_rate=block.sample_rate)
-            .whiten(4, fduration=fduration)
-            .value
-            for row in block.numpy()
-        ]
-        return block.replace(data=torch.from_numpy(np.stack(out)).float())
-
-    spectral.psd_block = psd_block
-    whitening.whiten_block = whiten_block
-    monkeypatch.setitem(sys.modules, "gwtwin.signal.whitening", whitening)
-    monkeypatch.setitem(sys.modules, "gwtwin.signal.spectral", spectral)
-
-
-def test_whitened_strain_scale_float32_and_amplitude(gwpy_whitening):
+def test_whitened_strain_scale_float32_and_amplitude():
     """Coloured float32 noise at 1e-21 with an injection of known h_rss: found after whitening,
     with amplitude = snr sqrt(S(f)/2) ~ h_rss and the whitening edges excluded."""
     fs, dur, f0 = 2048, 32, 200.0

@@ -22,7 +22,7 @@ from scipy.signal import butter, sosfilt
 from gwtwin.data import NS
 from gwtwin.simulate.config import Distribution, SimulationConfig
 from gwtwin.simulate.noise import rng_for
-from gwtwin.simulate.psd import design_psd, powerlaw_psd, snr, white_psd
+from gwtwin.simulate.psd import design_psd, fft_size, powerlaw_psd, snr, white_psd
 
 STRAIN_FAMILIES = ("scatter", "em", "powerline", "blip")
 FAMILIES = (*STRAIN_FAMILIES, "injection", "decoy")
@@ -132,10 +132,39 @@ def ringdown(t: np.ndarray, frequency: float, q: float, phase: float = 0.0) -> n
 
 
 def _peak_frequency(waveform: np.ndarray, rate: float, psd, f_low: float) -> float:
-    freqs = np.fft.rfftfreq(waveform.size, 1.0 / rate)
-    density = np.abs(np.fft.rfft(waveform)) ** 2 / psd(freqs)
+    n = fft_size(waveform.size)
+    freqs = np.fft.rfftfreq(n, 1.0 / rate)
+    density = np.abs(np.fft.rfft(waveform, n=n)) ** 2 / psd(freqs)
     density[freqs < f_low] = 0.0
     return float(freqs[int(np.argmax(density))])
+
+
+class _CachedPSD:
+    """The design PSD as a callable, memoised per rfft grid (SNRs reuse a few grid lengths)."""
+
+    def __init__(self, curve: str, floor_frequency: float):
+        self.curve, self.floor = curve, floor_frequency
+        self._cache: dict[tuple[int, float], np.ndarray] = {}
+
+    def __call__(self, freqs) -> np.ndarray:
+        freqs = np.asarray(freqs, dtype=float)
+        if freqs.ndim != 1 or freqs.size < 2 or freqs[0] != 0:
+            return design_psd(freqs, self.curve, self.floor)
+        key = (freqs.size, float(freqs[1]))
+        if key not in self._cache:
+            self._cache[key] = design_psd(freqs, self.curve, self.floor)
+        return self._cache[key]
+
+
+def _add_local(out: np.ndarray, t: np.ndarray, centre: float, before: float, after: float, shape):
+    """``out += shape(t - centre)`` on the samples with ``-before < t - centre < after``.
+
+    ``t`` is sorted, so the window is found by bisection and only its samples are evaluated.
+    """
+    i0 = int(np.searchsorted(t, centre - before, side="right"))
+    i1 = int(np.searchsorted(t, centre + after, side="left"))
+    if i1 > i0:
+        out[i0:i1] += shape(t[i0:i1] - centre)
 
 
 # -- the catalogue -------------------------------------------------------------------------------
@@ -183,7 +212,7 @@ class Catalogue:
         self.config = config
         self.rate = config.strain.sample_rate
         cfg = config.strain
-        self.psd = lambda f: design_psd(f, cfg.design_curve, cfg.noise_floor_frequency)
+        self.psd = _CachedPSD(cfg.design_curve, cfg.noise_floor_frequency)
         self.f_low = cfg.f_low
         self.events: list[Event] = []
         self.strain_pieces: dict[str, list[Piece]] = {f: [] for f in FAMILIES}
@@ -246,15 +275,10 @@ class Catalogue:
         for amp, freq, phase in self._scatter_bg:
             x += amp * np.sin(2 * math.pi * freq * t + phase)
         for ep in self.scatter_episodes:
-            rel = t - ep["t"]
-            sel = np.abs(rel) < ep["duration"] / 2
-            if np.any(sel):
-                r = rel[sel]
-                x[sel] += (
-                    ep["amplitude"]
-                    * tukey_envelope(r, ep["duration"])
-                    * np.sin(2 * math.pi * ep["motion_frequency"] * r + ep["phase"])
-                )
+            half = ep["duration"] / 2
+            _add_local(
+                x, t, ep["t"], half, half, lambda r, ep=ep: self._episode_motion(ep, r + ep["t"])
+            )
         return x
 
     def scatter_strain(self, x: np.ndarray) -> np.ndarray:
@@ -364,10 +388,15 @@ class Catalogue:
             a += amp * np.sin(2 * math.pi * f * t + ph)
         if episodes:
             for ep in self.powerline_episodes:
-                rel = t - ep["t"]
-                sel = np.abs(rel) < ep["duration"] / 2
-                if np.any(sel):
-                    a[sel] += ep["amplitude"] * self._pl_shape(ep, rel[sel])
+                half = ep["duration"] / 2
+                _add_local(
+                    a,
+                    t,
+                    ep["t"],
+                    half,
+                    half,
+                    lambda r, ep=ep: ep["amplitude"] * self._pl_shape(ep, r),
+                )
         return a
 
     def _pl_shape(self, ep: dict, rel: np.ndarray) -> np.ndarray:
@@ -441,10 +470,14 @@ class Catalogue:
         """Magnetic field (T) of all bursts at t (s from start)."""
         b = np.zeros_like(t)
         for burst in self.em_bursts:
-            rel = t - burst["t"]
-            sel = (rel > -burst["before"]) & (rel < burst["after"])
-            if np.any(sel):
-                b[sel] += burst["amplitude"] * self._burst_shape(burst, rel[sel])
+            _add_local(
+                b,
+                t,
+                burst["t"],
+                burst["before"],
+                burst["after"],
+                lambda r, bu=burst: bu["amplitude"] * self._burst_shape(bu, r),
+            )
         return b
 
     @staticmethod
@@ -638,12 +671,16 @@ class Catalogue:
     def decoy_signal(self, name: str, t: np.ndarray) -> np.ndarray:
         out = np.zeros_like(t)
         for g in self.decoy_glitches.get(name, ()):
-            rel = t - g["t"]
-            sel = np.abs(rel) < g["half"]
-            if np.any(sel):
-                out[sel] += g["amplitude"] * sine_gaussian(
-                    rel[sel], g["frequency"], g["q"], g["phase"]
-                )
+            _add_local(
+                out,
+                t,
+                g["t"],
+                g["half"],
+                g["half"],
+                lambda r, g=g: (
+                    g["amplitude"] * sine_gaussian(r, g["frequency"], g["q"], g["phase"])
+                ),
+            )
         return out
 
     # -- summaries -----------------------------------------------------------------------------

@@ -70,7 +70,8 @@ def snr(
     """Optimal (matched-filter) SNR of a waveform against a one-sided PSD.
 
     ``SNR^2 = 4 * sum_{f_low <= f <= f_high} |h~(f)|^2 / S(f) * df`` with ``h~ = rfft(h) / fs``.
-    The waveform must be zero (or negligible) at both ends of the array: it is not windowed.
+    The waveform must be zero (or negligible) at both ends of the array: it is not windowed,
+    and it is zero-padded to a power of two (a finer frequency grid; the integral is unchanged).
 
     Parameters
     ----------
@@ -84,17 +85,22 @@ def snr(
         Integration band in Hz (``f_high`` defaults to Nyquist).
     """
     h = np.asarray(waveform, dtype=float)
-    n = h.size
-    if n == 0:
+    if h.size == 0:
         return 0.0
+    n = fft_size(h.size)
     freqs = np.fft.rfftfreq(n, 1.0 / sample_rate)
-    hf = np.fft.rfft(h) / sample_rate
+    hf = np.fft.rfft(h, n=n) / sample_rate
     s = psd(freqs) if callable(psd) else np.asarray(psd)
     band = freqs >= f_low
     if f_high is not None:
         band &= freqs <= f_high
     df = sample_rate / n
     return float(np.sqrt(4.0 * np.sum(np.abs(hf[band]) ** 2 / s[band]) * df))
+
+
+def fft_size(size: int) -> int:
+    """The power of two at or above ``size`` (fast FFTs, and few distinct PSD grids to cache)."""
+    return 1 << max(0, int(size - 1).bit_length())
 
 
 def white_psd(asd: float):
