@@ -11,7 +11,7 @@ from gwtwin.data.errors import (
     UnknownFormatError,
 )
 from gwtwin.data.files import FrameFile, find_frames, frame_name, parse_frame_name
-from gwtwin.data.frames import FrameData, read, write_frame, write_frames
+from gwtwin.data.frames import FrameData, list_channels, read, write_frame, write_frames
 
 __all__ = [
     "NS",
@@ -28,6 +28,7 @@ __all__ = [
     "UnknownFormatError",
     "find_frames",
     "frame_name",
+    "list_channels",
     "ns_to_gps",
     "parse_frame_name",
     "read",

@@ -502,3 +502,13 @@ def write_frames(
             write_frame(Path(directory) / name, pieces, format=format, compression=compression)
         )
     return paths
+
+
+def list_channels(source, *, format=None) -> tuple[str, ...]:
+    """Channel names held by a frame file (or by the first file of a directory or list)."""
+    files = find_frames(source, format=format)
+    if not files:
+        raise FrameNotFoundError(f"no frame files in {source}")
+    first = files[0]
+    with open_frame(first.path, first.format) as reader:
+        return tuple(reader.channels())
