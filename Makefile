@@ -23,8 +23,14 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[test]"
 	touch $(STAMP)
 
+DEMO_CHANNELS := V1:Hrec_hoft_4096Hz V1:SBE_SDB1_DISP_X V1:SBE_SDB1_LVDT_X V1:ENV_CEB_MAG_N \
+                 V1:ENV_CEB_UPS_VOLT_R V1:ASC_NE_TX_CORR
+
 demo: install
 	$(BIN)/gwtwin simulate --output $(DEMO_DIR)/simulation --quicklook $(DEMO_DIR)/quicklook.png
+	$(BIN)/gwtwin triggers $(DEMO_DIR)/simulation --output $(DEMO_DIR)/triggers.h5 \
+		--channels $(DEMO_CHANNELS)
+	@echo "demo outputs: $(DEMO_DIR)/simulation (frames, truth, catalogue), $(DEMO_DIR)/quicklook.png, $(DEMO_DIR)/triggers.h5"
 
 lint: install
 	$(BIN)/ruff check src tests benchmarks
@@ -36,6 +42,8 @@ test: install lint
 bench: install
 	$(BIN)/python benchmarks/bench_simulate.py
 	$(BIN)/python benchmarks/bench_frames.py
+	$(BIN)/python benchmarks/bench_psd.py
+	$(BIN)/python benchmarks/bench_qtransform.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .ruff_cache
