@@ -68,6 +68,24 @@ def test_tiling_is_gwpys(dur, fs, qrange, frange, mismatch):
         np.testing.assert_array_equal(plane.windowsize, [t.windowsize for t in tiles])
 
 
+def test_median_is_numpys():
+    # the CPU median brackets long rows' middle values with a strided sample before selecting;
+    # it must equal numpy's median bit for bit, including when the bracket misses (a sorted
+    # ramp: the sample is not representative) and with ties at the median
+    from gwtwin.signal.qkernel import _median
+
+    rng = np.random.default_rng(5)
+    cases = [rng.exponential(size=s).astype(np.float32) for s in [(2, 3, 2**16), (1, 2**15 + 1)]]
+    cases.append(np.concatenate([np.zeros(2**16), np.arange(2**16)]).astype(np.float32)[None])
+    ties = np.tile(np.array([1.0, 100.0], np.float32), 2**15)[None]
+    ties[0, :10] = 0
+    cases += [ties, rng.exponential(size=(3, 1000)).astype(np.float32)]
+    for a in cases:
+        np.testing.assert_array_equal(_median(torch.from_numpy(a)).numpy(), np.median(a, axis=-1))
+    strided = torch.from_numpy(rng.exponential(size=(2, 2**17)))[:, ::2]
+    np.testing.assert_array_equal(_median(strided).numpy(), np.median(strided.numpy(), axis=-1))
+
+
 # -- raw tiles vs gwpy ----------------------------------------------------------------------------
 
 
