@@ -1,0 +1,1 @@
+"""Metrics against ground truth and the detection-impact harness."""
