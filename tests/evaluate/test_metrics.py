@@ -5,11 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gwtwin.data import read
 from gwtwin.errors import GwtwinError
 from gwtwin.evaluate.metrics import (
     WITNESSED_FAMILIES,
-    Whitener,
     asd_ratio,
     injection_safety,
     quiet_segments,
@@ -17,55 +15,16 @@ from gwtwin.evaluate.metrics import (
     summarise_scores,
     veto_figures,
 )
-from gwtwin.signal.spectral import psd_block
-from gwtwin.simulate import SimulationConfig, Simulator
-from gwtwin.simulate.engine import read_catalogue
 
 START = 1_400_000_000
-STRAIN = "V1:Hrec_hoft_4096Hz"
-
-
-@pytest.fixture(scope="module")
-def scenario(tmp_path_factory):
-    out = tmp_path_factory.mktemp("sim-eval")
-    config = SimulationConfig.model_validate(
-        {
-            "duration": 192,
-            "frame_length": 64,
-            "start": START,
-            "seed": 12,
-            "scatter": {"rate": 150.0},
-            "em": {"rate": 400.0},
-            "powerline": {"rate": 150.0},
-            "blip": {"rate": 200.0},
-            "decoys": {"enabled": False},
-            "injections": {"count": 3},
-        }
-    )
-    Simulator(config).run(out, workers=2, progress=False)
-    raw = read(out / "frames", [STRAIN]).block
-    names = [f"V1:TRUTH_{f.upper()}" for f in (*WITNESSED_FAMILIES, "injection")]
-    truth = read(out / "truth", names).block
-    coupled = truth.data[:3].sum(dim=0).numpy()
-    table = read_catalogue(out)
-    psd = psd_block(raw, fftlength=4.0)
-    return {
-        "raw": raw.data[0].numpy(),
-        "coupled": coupled,
-        "injection": truth.data[3].numpy(),
-        "whitener": Whitener(psd, raw.sample_rate),
-        "table": table,
-        "t0": START,
-        "rate": raw.sample_rate,
-    }
 
 
 def _witnessed(table):
     return table[np.isin(np.asarray(table["family"]).astype(str), WITNESSED_FAMILIES)]
 
 
-def test_oracle_cleanings_score_exactly(scenario):
-    s = scenario
+def test_oracle_cleanings_score_exactly(glitch_scenario):
+    s = glitch_scenario
     events = _witnessed(s["table"])
     assert len(events) >= 6
     raw, coupled, w = s["raw"], s["coupled"], s["whitener"]
@@ -83,19 +42,19 @@ def test_oracle_cleanings_score_exactly(scenario):
     assert summarise_scores(perfect)["all"]["residual_below_limit"] == 1.0
 
 
-def test_measured_snr_agrees_with_the_catalogue(scenario):
+def test_measured_snr_agrees_with_the_catalogue(glitch_scenario):
     # catalogue SNRs are against the design PSD from 10 Hz; ours whiten with the measured median
     # Welch PSD (lines and glitches included, 4 s resolution) from the same 10 Hz: agreement
     # within 10 % per glitch for the median
-    s = scenario
+    s = glitch_scenario
     events = _witnessed(s["table"])
     scored = score_glitches(s["raw"], s["raw"], s["coupled"], s["t0"], s["whitener"], events)
     ratio = scored["snr"] / scored["snr_catalogue"]
     assert abs(np.median(ratio) - 1) < 0.1, ratio
 
 
-def test_injection_safety_measures_the_share_taken(scenario):
-    s = scenario
+def test_injection_safety_measures_the_share_taken(glitch_scenario):
+    s = glitch_scenario
     inj = s["table"][np.asarray(s["table"]["family"]).astype(str) == "injection"]
     assert len(inj) >= 1
     raw, h = s["raw"], s["injection"]
@@ -110,8 +69,8 @@ def test_injection_safety_measures_the_share_taken(scenario):
     )
 
 
-def test_asd_ratio_on_quiet_stretches(scenario):
-    s = scenario
+def test_asd_ratio_on_quiet_stretches(glitch_scenario):
+    s = glitch_scenario
     table = s["table"]
     strain_events = table[np.asarray(table["family"]).astype(str) != "decoy"]
     span = (START, START + s["raw"].size / s["rate"])
@@ -148,7 +107,7 @@ def test_veto_figures():
         veto_figures(np.zeros((0, 2)), np.zeros((0, 2)), np.array([1.0]))
 
 
-def test_shape_mismatch_is_named(scenario):
-    s = scenario
+def test_shape_mismatch_is_named(glitch_scenario):
+    s = glitch_scenario
     with pytest.raises(GwtwinError, match="1-D arrays of one length"):
         score_glitches(s["raw"], s["raw"][:-1], s["coupled"], s["t0"], s["whitener"], s["table"])

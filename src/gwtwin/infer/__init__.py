@@ -1,0 +1,1 @@
+"""Offline cleaning and veto over any span of frames."""
