@@ -1,0 +1,1 @@
+"""Plots and the static HTML report of a run."""

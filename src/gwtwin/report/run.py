@@ -1,0 +1,159 @@
+"""The report of a run directory: one static HTML page with what each step left there.
+
+Each section builder looks for its step's files and adds a section only when they exist, so the
+report of a partial run shows what has been done. The run directory layout (``gwtwin run`` and
+``make demo`` write it):
+
+- ``simulation/`` (``summary.json``, ``catalogue.csv``), ``quicklook.png``: the scenario;
+- ``triggers.h5``: Q-tile triggers per channel.
+
+Later steps (selection, training, cleaning, evaluation) add their own builders here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from gwtwin.errors import GwtwinError
+from gwtwin.report.html import Report
+
+SectionBuilder = Callable[[Report, Path], bool]
+
+
+def _scenario(report: Report, run: Path) -> bool:
+    summary_path = run / "simulation" / "summary.json"
+    if not summary_path.is_file():
+        return False
+    summary = json.loads(summary_path.read_text())
+    report.section("Scenario")
+    report.paragraph(
+        f"Simulated interferometer: {summary['duration']:g} s, {len(summary['channels'])} "
+        f"channels, written at {summary['speed_x_real_time']:g}x real time."
+    )
+    report.metrics({f"{k} events": v for k, v in summary["counts"].items()})
+    quick = run / "quicklook.png"
+    if quick.is_file():
+        report.figure(quick, "Quick look: strain and witnesses around example glitches")
+    report.table(
+        summary["channels"],
+        ["name", "rate", "unit", "role", "family"],
+        caption="Channels (role: strain, coupled witness, redundant witness or decoy)",
+        table_id="channels",
+    )
+    catalogue = run / "simulation" / "catalogue.csv"
+    if (run / "simulation" / "catalogue.h5").is_file():
+        from gwtwin.simulate.engine import read_catalogue
+
+        table = read_catalogue(run / "simulation" / "catalogue.h5")
+        columns = ["id", "family", "gps_peak", "duration", "channel", "snr", "frequency"]
+        rows = [{c: row[c] for c in columns} for row in table if row["family"] != "decoy"]
+        report.table(
+            rows,
+            columns,
+            caption="Truth catalogue (strain glitches and injections; decoys omitted)",
+            max_rows=300,
+            table_id="catalogue",
+        )
+    report.links(
+        {"catalogue.csv": report.relative(catalogue), "summary.json": report.relative(summary_path)}
+    )
+    return True
+
+
+def _triggers(report: Report, run: Path) -> bool:
+    path = run / "triggers.h5"
+    if not path.is_file():
+        return False
+    from gwtwin.signal.triggers import read_triggers
+
+    triggers = read_triggers(path)
+    report.section("Triggers")
+    live = triggers.segment[1] - triggers.segment[0]
+    rows = []
+    for name, table in triggers.tables.items():
+        loud = table[table["snr"] >= 8] if len(table) else table
+        rows.append(
+            {
+                "channel": name,
+                "triggers": len(table),
+                "SNR >= 8": len(loud),
+                "rate SNR >= 8 (1/h)": len(loud) / live * 3600 if live > 0 else float("nan"),
+                "loudest SNR": float(table["snr"].max()) if len(table) else float("nan"),
+            }
+        )
+    report.paragraph(
+        f"Q-tile triggers over GPS [{triggers.segment[0]:.0f}, {triggers.segment[1]:.0f}) "
+        f"({live:.0f} s analysed)."
+    )
+    report.table(
+        rows,
+        ["channel", "triggers", "SNR >= 8", "rate SNR >= 8 (1/h)", "loudest SNR"],
+        table_id="triggers",
+    )
+    strain = next(
+        (c for c in triggers.channels if "hoft" in c.lower() or "strain" in c.lower()),
+        triggers.channels[0],
+    )
+    png = _trigger_plot(triggers[strain], strain, report.directory / "_plots")
+    report.figure(png, f"Triggers of {strain}: time, frequency and SNR")
+    report.links({"triggers.h5": report.relative(path)})
+    return True
+
+
+def _trigger_plot(table, channel: str, folder: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    folder.mkdir(parents=True, exist_ok=True)
+    fig, ax = plt.subplots(figsize=(8, 3.4), constrained_layout=True)
+    if len(table):
+        t0 = np.floor(table["time"].min())
+        sc = ax.scatter(
+            table["time"] - t0,
+            table["frequency"],
+            c=table["snr"],
+            s=np.clip(table["snr"], 4, 40),
+            cmap="viridis",
+            norm=matplotlib.colors.LogNorm(vmin=5, vmax=max(10, float(table["snr"].max()))),
+        )
+        fig.colorbar(sc, ax=ax, label="SNR")
+        ax.set_xlabel(f"time since GPS {t0:.0f} [s]")
+    ax.set_yscale("log")
+    ax.set_ylabel("frequency [Hz]")
+    ax.set_title(channel)
+    out = folder / f"triggers-{channel.replace(':', '_')}.png"
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+#: section builders, in page order
+SECTIONS: list[SectionBuilder] = [_scenario, _triggers]
+
+
+def build_report(run_dir: str | os.PathLike, output: str | os.PathLike | None = None) -> Path:
+    """Write the report of ``run_dir`` (default ``<run_dir>/report``); returns ``index.html``."""
+    run = Path(run_dir)
+    if not run.is_dir():
+        raise GwtwinError(f"run directory {run} does not exist")
+    report = Report(Path(output) if output else run / "report", "gwtwin run report", str(run))
+    found = [builder(report, run) for builder in SECTIONS]
+    if not any(found):
+        raise GwtwinError(
+            f"nothing to report in {run}: expected simulation/summary.json or triggers.h5 "
+            "(run the pipeline first)"
+        )
+    index = report.write()
+    plots = report.directory / "_plots"
+    if plots.is_dir():
+        for png in plots.iterdir():
+            png.unlink()
+        plots.rmdir()
+    return index

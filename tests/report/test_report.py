@@ -1,0 +1,137 @@
+"""The run report: built from a tiny run, checked as HTML and in headless Chromium.
+
+The browser test needs Debian's ``chromium`` and ``chromium-driver``; the fixture installs them
+with apt-get when they are missing and it runs as root (as CI does), and skips, saying why, where
+it cannot. The screenshot is kept in ``test-artifacts/report.png``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from gwtwin.errors import GwtwinError
+from gwtwin.report.html import Report
+from gwtwin.report.run import build_report
+
+ARTIFACTS = Path(os.environ.get("GWTWIN_TEST_ARTIFACTS", "test-artifacts"))
+CHANNELS = ["V1:Hrec_hoft_4096Hz", "V1:ENV_CEB_MAG_N", "V1:ENV_CEB_SEIS_N"]
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    from gwtwin.signal.scan import triggers_from_frames
+    from gwtwin.signal.triggers import write_triggers
+    from gwtwin.simulate import Simulator, load_config
+    from gwtwin.simulate.quicklook import quicklook
+
+    run = tmp_path_factory.mktemp("run")
+    config = load_config(Path(__file__).parents[2] / "configs" / "simulate-tiny.yaml")
+    Simulator(config).run(run / "simulation", workers=1, progress=False)
+    quicklook(run / "simulation", run / "quicklook.png", config)
+    write_triggers(run / "triggers.h5", triggers_from_frames(run / "simulation", CHANNELS))
+    return run
+
+
+def test_report_has_every_section(tiny_run):
+    index = build_report(tiny_run)
+    page = index.read_text()
+    for anchor in ('id="scenario"', 'id="triggers"', 'id="channels"', 'id="catalogue"'):
+        assert anchor in page
+    assets = sorted(p.name for p in (index.parent / "assets").iterdir())
+    assert "quicklook.png" in assets and any(a.startswith("triggers-") for a in assets)
+    assert 'href="../simulation/catalogue.csv"' in page  # links into the run, relative
+    assert not (index.parent / "_plots").exists()
+
+
+def test_report_errors(tmp_path):
+    with pytest.raises(GwtwinError, match="run directory .* does not exist"):
+        build_report(tmp_path / "nope")
+    with pytest.raises(GwtwinError, match="nothing to report"):
+        build_report(tmp_path)
+    report = Report(tmp_path / "r", "t")
+    with pytest.raises(GwtwinError, match="start a section"):
+        report.paragraph("x")
+    report.section("A")
+    with pytest.raises(GwtwinError, match="2 values for 3 columns"):
+        report.table([[1, 2]], ["a", "b", "c"])
+    with pytest.raises(GwtwinError, match="figure .* does not exist"):
+        report.figure(tmp_path / "none.png")
+
+
+def _browser():
+    """(chromium, chromedriver) paths, installing Debian's packages when missing and allowed."""
+    need = [p for p in ("chromium", "chromedriver") if shutil.which(p) is None]
+    if need and shutil.which("apt-get") and os.geteuid() == 0:
+        packages = {"chromium": "chromium", "chromedriver": "chromium-driver"}
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        cmd = ["apt-get", "install", "-y", "--no-install-recommends"]
+        done = subprocess.run([*cmd, *(packages[p] for p in need)], env=env, capture_output=True)
+        if done.returncode != 0:  # stale package lists: update once and retry
+            subprocess.run(["apt-get", "update"], env=env, capture_output=True)
+            subprocess.run([*cmd, *(packages[p] for p in need)], env=env, capture_output=True)
+    missing = [p for p in ("chromium", "chromedriver") if shutil.which(p) is None]
+    if missing:
+        pytest.skip(f"{missing} not installed and cannot be installed here (needs root + apt-get)")
+    return shutil.which("chromium"), shutil.which("chromedriver")
+
+
+def test_report_renders_in_headless_chromium(tiny_run):
+    pytest.importorskip("selenium", reason="selenium is a test extra: pip install -e .[test]")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+
+    chromium, chromedriver = _browser()
+    index = build_report(tiny_run)
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--window-size=1400,2200",
+    ):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(chromedriver), options=options)
+    try:
+        driver.get(index.resolve().as_uri())
+        assert driver.title == "gwtwin run report"
+        # tables rendered with rows
+        for ident in ("channels", "catalogue", "triggers"):
+            rows = driver.find_elements(By.CSS_SELECTOR, f"#{ident} tbody tr")
+            assert len(rows) > 0, ident
+        # every image loaded (decoded, non-zero size)
+        images = driver.find_elements(By.TAG_NAME, "img")
+        assert len(images) >= 2
+        for img in images:
+            ok = driver.execute_script(
+                "return arguments[0].complete && arguments[0].naturalWidth > 0", img
+            )
+            assert ok, img.get_attribute("src")
+        # clicking a numeric header sorts the table by it
+        table = driver.find_element(By.ID, "catalogue")
+        col = [h.text for h in table.find_elements(By.TAG_NAME, "th")].index("snr")
+        table.find_elements(By.TAG_NAME, "th")[col].click()
+        values = [
+            float(r.find_elements(By.TAG_NAME, "td")[col].get_attribute("data-v"))
+            for r in table.find_elements(By.CSS_SELECTOR, "tbody tr")
+        ]
+        assert values == sorted(values) and len(values) > 1
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        driver.save_screenshot(str(ARTIFACTS / "report.png"))
+        errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+        assert errors == [], errors
+    finally:
+        driver.quit()
+    assert (ARTIFACTS / "report.png").stat().st_size > 10_000
