@@ -9,6 +9,20 @@ from pathlib import Path
 from gwtwin.errors import GwtwinError
 
 
+def _progress_bar(console, quiet: bool):
+    """The rich progress bar every long command shows (description, bar, done/total, time)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    return Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        disable=quiet,
+    )
+
+
 def _cmd_simulate(args: argparse.Namespace) -> int:
     from rich.console import Console
 
@@ -42,7 +56,6 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 
 def _cmd_triggers(args: argparse.Namespace) -> int:
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
     from rich.table import Table
 
     from gwtwin.data import list_channels
@@ -64,14 +77,7 @@ def _cmd_triggers(args: argparse.Namespace) -> int:
         kwargs["qrange"] = tuple(args.qrange)
     if args.frange:
         kwargs["frange"] = tuple(args.frange)
-    bar = Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        disable=args.quiet,
-    )
+    bar = _progress_bar(console, args.quiet)
     with bar:
         # one step per channel read, plus at most one per rate group
         task = bar.add_task("triggers", total=2 * len(channels))
@@ -98,6 +104,113 @@ def _cmd_triggers(args: argparse.Namespace) -> int:
         table.add_row(name, str(len(rows)), f"{rows['snr'].max():.1f}" if len(rows) else "-")
     console.print(table)
     console.print(f"wrote {output}")
+    return 0
+
+
+def _cmd_scan(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from gwtwin.select import select_channels
+    from gwtwin.select.report import print_selection
+
+    console = Console()
+    bar = _progress_bar(console, args.quiet)
+    with bar:
+        task = bar.add_task("triggers", total=None)
+        selection = select_channels(
+            args.source,
+            args.config,
+            args.output,
+            channels=args.channels,
+            strain_channel=args.strain,
+            on_channels=lambda n: bar.update(task, total=n),
+            progress=lambda name, cached: bar.update(
+                task, advance=1, description=f"{name} ({'cached' if cached else 'computed'})"
+            ),
+        )
+    print_selection(selection, console)
+    console.print(f"wrote {args.output}")
+    return 0
+
+
+def _cmd_dataset(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from gwtwin.dataset import build_dataset, load_dataset_config
+
+    console = Console()
+    config = load_dataset_config(args.config, kind=args.kind, triggers_file=args.triggers)
+    bar = _progress_bar(console, args.quiet)
+    tasks: dict[str, int] = {}
+
+    def progress(stage: str, done: int, total: int) -> None:
+        if stage not in tasks:
+            tasks[stage] = bar.add_task(stage, total=total)
+        bar.update(tasks[stage], completed=done, total=total)
+
+    with bar:
+        summary = build_dataset(args.source, args.selected, args.output, config, progress=progress)
+    table = Table(title=f"{config.kind} dataset {summary.path}")
+    for col in ("split", "windows", "glitch", "quiet"):
+        table.add_column(col)
+    for split, c in summary.counts.items():
+        table.add_row(split, str(c["windows"]), str(c["glitch"]), str(c["quiet"]))
+    console.print(table)
+    skipped = ", ".join(f"{k}: {v}" for k, v in summary.n_skipped.items()) or "none"
+    console.print(f"skipped windows: {skipped}")
+    console.print(f"features: {len(summary.spec.feature_names)}; took {summary.elapsed:.1f} s")
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from gwtwin.report.run import build_report
+
+    index = build_report(args.run_dir, args.output)
+    print(f"report: {index.resolve()} (open it in a browser; no server needed)")
+    return 0
+
+
+def _tracking_uri(args: argparse.Namespace) -> str:
+    from gwtwin.train.tracking import tracking_uri_for
+
+    if args.tracking_uri:
+        return args.tracking_uri
+    if args.workdir is None:
+        raise GwtwinError("give --workdir DIR (embedded MLflow in DIR/mlflow.db) or --tracking-uri")
+    if not (Path(args.workdir) / "mlflow.db").is_file():
+        raise GwtwinError(f"{args.workdir} holds no mlflow.db: is it a `gwtwin train` workdir?")
+    return tracking_uri_for(args.workdir)
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from gwtwin.train import load_train_config, train
+    from gwtwin.train.report import print_result
+
+    overrides = {"progress": not args.quiet}
+    if args.max_epochs is not None:
+        overrides["max_epochs"] = args.max_epochs
+    config = load_train_config(args.config, overrides)
+    result = train(args.dataset, args.workdir, config, model=args.model, resume=args.resume)
+    print_result(result, Console())
+    return 0
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from gwtwin.train.report import print_models
+    from gwtwin.train.tracking import list_models, promote
+
+    uri = _tracking_uri(args)
+    console = Console()
+    if args.action == "promote":
+        promote(args.name, args.version, args.alias, uri)
+        console.print(f"{args.name} version {args.version} is now @{args.alias}")
+        return 0
+    print_models(list_models(uri, args.name), uri, console)
     return 0
 
 
@@ -148,6 +261,90 @@ def build_parser() -> argparse.ArgumentParser:
     trg.add_argument("--no-whiten", action="store_true", help="data are already whitened")
     trg.add_argument("--quiet", action="store_true", help="no progress bar")
     trg.set_defaults(func=_cmd_triggers)
+
+    scn = sub.add_parser(
+        "scan",
+        help="select the auxiliary channels that witness strain glitches (hveto rounds + scores)",
+        description="Triggers for every channel (cached, in parallel), hveto's hierarchical "
+        "rounds with Poisson significance, time slides, coincidence scores; writes the ranked "
+        "channel table, rounds, veto flags, plots and selected_channels.json.",
+    )
+    scn.add_argument("source", help="frame file or directory, or a gwtwin simulate output dir")
+    scn.add_argument("--output", "-o", required=True, help="output directory")
+    scn.add_argument("--config", help="selection YAML (default: built-in, hveto's grids)")
+    scn.add_argument("--channels", "-c", nargs="+", help="auxiliary channels (default: all)")
+    scn.add_argument("--strain", help="strain channel (default: from the config)")
+    scn.add_argument("--quiet", action="store_true", help="no progress bar")
+    scn.set_defaults(func=_cmd_scan)
+
+    dst = sub.add_parser(
+        "dataset",
+        help="training/validation windows (witnesses in, whitened strain out) to HDF5",
+        description="Cut time-split training and validation windows from frames for the "
+        "selected witness channels: conditioned witnesses in, whitened strain target out (or "
+        "Q-image tiles), glitch and quiet windows, full provenance; one HDF5 file.",
+    )
+    dst.add_argument("source", help="frame directory, or a gwtwin simulate output dir")
+    dst.add_argument(
+        "--selected", "-s", required=True, help="selected_channels.json (witnesses in order)"
+    )
+    dst.add_argument("--output", "-o", required=True, help="HDF5 file to write")
+    dst.add_argument("--config", "-c", help="dataset YAML (default: built-in defaults)")
+    dst.add_argument("--kind", choices=["timeseries", "qimage"], help="override the config kind")
+    dst.add_argument(
+        "--triggers",
+        metavar="H5",
+        help="strain triggers to label glitch windows (gwtwin triggers, or a gwtwin scan cache "
+        "file OUT/triggers/<IFO>-<CHANNEL>.h5); default: computed",
+    )
+    dst.add_argument("--quiet", action="store_true", help="no progress bar")
+    dst.set_defaults(func=_cmd_dataset)
+
+    trn = sub.add_parser(
+        "train",
+        help="train a twin model on a dataset; log, register and alias it in MLflow",
+        description="Train the time-domain (witness_td, default) or Q-image (qimage_unet) model "
+        "with Lightning: best checkpoint on validation loss, early stopping, TensorBoard panels; "
+        "log params, metrics, dataset provenance and the model to MLflow (embedded in "
+        "WORKDIR/mlflow.db unless the config names a tracking URI), register it and set an alias.",
+    )
+    trn.add_argument("dataset", help="dataset HDF5 file (gwtwin dataset)")
+    trn.add_argument("--workdir", "-w", required=True, help="MLflow, TensorBoard, checkpoints")
+    trn.add_argument("--config", "-c", help="training YAML (default: built-in defaults)")
+    trn.add_argument("--model", "-m", help="model name (witness_td, qimage_unet)")
+    trn.add_argument("--resume", help="checkpoint to resume from (e.g. .../last.ckpt)")
+    trn.add_argument("--max-epochs", type=int, help="override max_epochs")
+    trn.add_argument("--quiet", action="store_true", help="no progress bar")
+    trn.set_defaults(func=_cmd_train)
+
+    rep = sub.add_parser(
+        "report",
+        help="write the static HTML report of a run directory",
+        description="One HTML page (index.html + assets/) with a section per step found in the "
+        "run directory.",
+    )
+    rep.add_argument("run_dir", help="run directory (e.g. demo-run)")
+    rep.add_argument("--output", "-o", help="report directory (default RUN_DIR/report)")
+    rep.set_defaults(func=_cmd_report)
+
+    mdl = sub.add_parser(
+        "models",
+        help="list registered twin models, or move an alias (promote)",
+        description="List the MLflow registry (versions, aliases, validation metrics) or point "
+        "an alias of a registered model at a version.",
+    )
+    mdl_sub = mdl.add_subparsers(dest="action", required=True)
+    for action in ("list", "promote"):
+        p = mdl_sub.add_parser(action, help=f"{action} registered models")
+        p.add_argument("--workdir", "-w", help="a gwtwin train workdir (embedded MLflow)")
+        p.add_argument("--tracking-uri", help="MLflow tracking/registry URI")
+        if action == "list":
+            p.add_argument("--name", help="only this registered model")
+        else:
+            p.add_argument("name", help="registered model name")
+            p.add_argument("version", type=int, help="model version")
+            p.add_argument("alias", help="alias to set, e.g. production")
+        p.set_defaults(func=_cmd_models)
     return parser
 
 

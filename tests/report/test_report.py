@@ -135,3 +135,44 @@ def test_report_renders_in_headless_chromium(tiny_run):
     finally:
         driver.quit()
     assert (ARTIFACTS / "report.png").stat().st_size > 10_000
+
+
+def test_selection_and_training_sections(tmp_path):
+    """The sections read the files `gwtwin scan` and `gwtwin train` write (shapes as they write)."""
+    import json
+
+    import matplotlib.pyplot as plt
+
+    scan = tmp_path / "scan"
+    (scan / "plots").mkdir(parents=True)
+    (scan / "channels.csv").write_text(
+        "rank,channel,status,round,significance,slide_background,redundant_of\n"
+        "1,V1:ENV_CEB_MAG_N,selected,1,39.5,0.0,\n"
+        "2,V1:SBE_SDB1_LVDT_X,redundant of V1:SBE_SDB1_DISP_X,,12.0,0.0,V1:SBE_SDB1_DISP_X\n"
+    )
+    (scan / "rounds.json").write_text(json.dumps({"n_strain": 120, "livetime": 2040.0}))
+    (scan / "selected_channels.json").write_text(
+        json.dumps({"strain_channel": "V1:Hrec_hoft_4096Hz", "channels": [{"name": "V1:MAG"}]})
+    )
+    fig = plt.figure(figsize=(2, 2))
+    fig.savefig(scan / "plots" / "significance.png")
+    plt.close(fig)
+    (tmp_path / "train").mkdir()
+    result = {
+        "metrics": {"removed_glitch": 0.815, "loss": 1.33},
+        "best_val_loss": 1.3,
+        "epochs": 23,
+        "train_seconds": 262.0,
+        "windows_per_second": 73.7,
+        "n_parameters": 68184,
+        "registered_model_name": "gwtwin-witness-td",
+        "version": 1,
+        "model_uri": "models:/gwtwin-witness-td/1",
+        "tracking_uri": "sqlite:///x/mlflow.db",
+        "workdir": str(tmp_path / "train"),
+    }
+    (tmp_path / "train" / "result.json").write_text(json.dumps(result))
+    page = build_report(tmp_path).read_text()
+    assert 'id="channel-selection"' in page and 'id="training"' in page
+    assert "V1:SBE_SDB1_DISP_X" in page and "significance.png" in page
+    assert "0.815" in page and "gwtwin-witness-td" in page and "mlflow ui" in page

@@ -29,9 +29,15 @@ def test_coupled_witnesses_selected_no_decoy(selection):
     assert LVDT not in names
     assert [r["name"] for r in sel.redundant] == [LVDT]
     assert sel.redundant[0]["primary"] == DISP and sel.redundant[0]["drop"] > 0.8
-    # every selected channel beats its slide background by far
+    # every channel selected by the rounds beats its slide background by far
     for entry in sel.selected:
+        if entry.get("method") == "coherence":
+            continue
         assert entry["significance"] > 5 * max(1.0, sel.slides.background[entry["name"]])
+    # the mains monitor never glitches on its own: it is found by its coherence with strain
+    coherent = [e for e in sel.selected if e.get("method") == "coherence"]
+    assert [e["name"] for e in coherent] == [MAINS]
+    assert coherent[0]["coherence"] > 0.5 and abs(coherent[0]["coherence_frequency"] - 50) < 0.5
 
 
 def test_time_slides_false_selection_rate(selection):
@@ -97,7 +103,12 @@ def test_outputs(selection):
         "deadtime",
     }
     for entry in hand["channels"]:
-        assert set(entry) == keys
+        extra = (
+            {"method", "coherence", "coherence_frequency", "coherence_bands", "coherence_threshold"}
+            if entry.get("method") == "coherence"
+            else set()
+        )
+        assert set(entry) == keys | extra
         assert entry["band"][0] < entry["band"][1]
     assert hand["redundant"][0]["name"] == LVDT and hand["refused_unsafe"] == []
     assert hand["span"][1] - hand["span"][0] == pytest.approx(sel.livetime)

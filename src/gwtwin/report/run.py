@@ -5,9 +5,11 @@ report of a partial run shows what has been done. The run directory layout (``gw
 ``make demo`` write it):
 
 - ``simulation/`` (``summary.json``, ``catalogue.csv``), ``quicklook.png``: the scenario;
-- ``triggers.h5``: Q-tile triggers per channel.
+- ``triggers.h5``: Q-tile triggers per channel (``gwtwin triggers``);
+- ``scan/``: channel selection (``channels.csv``, ``rounds.json``, ``plots/``, flags);
+- ``train/``: training (``result.json``, the MLflow store, TensorBoard events).
 
-Later steps (selection, training, cleaning, evaluation) add their own builders here.
+Later steps (cleaning, evaluation) add their own builders here.
 """
 
 from __future__ import annotations
@@ -134,8 +136,109 @@ def _trigger_plot(table, channel: str, folder: Path) -> Path:
     return out
 
 
+def _selection(report: Report, run: Path) -> bool:
+    scan = run / "scan"
+    if not (scan / "channels.csv").is_file():
+        return False
+    from astropy.table import Table
+
+    report.section("Channel selection")
+    rounds = (
+        json.loads((scan / "rounds.json").read_text()) if (scan / "rounds.json").is_file() else {}
+    )
+    selected = json.loads((scan / "selected_channels.json").read_text())
+    names = [c["name"] for c in selected["channels"]]
+    report.paragraph(
+        f"Selected witnesses of {selected['strain_channel']}: {', '.join(names) or 'none'}. "
+        f"{rounds.get('n_strain', '?')} strain triggers in {rounds.get('livetime', 0):.0f} s "
+        "of live time; hierarchical rounds with Poisson significance (hveto's method), each "
+        "channel checked against its time-slide background."
+    )
+    table = Table.read(scan / "channels.csv", format="csv")
+    columns = [
+        c
+        for c in (
+            "rank",
+            "channel",
+            "status",
+            "round",
+            "significance",
+            "slide_background",
+            "threshold",
+            "window",
+            "coincidence_fraction",
+            "use_percentage",
+            "iou",
+            "median_delay",
+            "redundant_of",
+        )
+        if c in table.colnames
+    ]
+    rows = [
+        {c: (None if getattr(row[c], "mask", False) else row[c]) for c in columns} for row in table
+    ]
+    report.table(rows, columns, caption="Ranked channels", table_id="selection")
+    captions = {
+        "efficiency_deadtime.png": "Cumulative efficiency vs deadtime per round (guides at 1, 5, "
+        "10, 20)",
+        "significance.png": "Significance per channel",
+        "delays.png": "Witness-to-strain delay histograms",
+    }
+    for name, caption in captions.items():
+        if (scan / "plots" / name).is_file():
+            report.figure(scan / "plots" / name, caption)
+    report.links(
+        {
+            name: report.relative(scan / name)
+            for name in (
+                "channels.csv",
+                "selected_channels.json",
+                "rounds.json",
+                "veto_segments.xml",
+                "veto_segments.h5",
+            )
+            if (scan / name).is_file()
+        }
+    )
+    return True
+
+
+def _training(report: Report, run: Path) -> bool:
+    path = run / "train" / "result.json"
+    if not path.is_file():
+        return False
+    result = json.loads(path.read_text())
+    report.section("Training")
+    metrics = result.get("metrics", {})
+    headline = {
+        "excess power removed (validation glitch windows)": metrics.get(
+            "val_removed_glitch", metrics.get("removed_glitch")
+        ),
+        "best validation loss": result.get("best_val_loss"),
+        "epochs": result.get("epochs"),
+        "training time [s]": result.get("train_seconds"),
+        "windows / s": result.get("windows_per_second"),
+        "parameters": result.get("n_parameters"),
+    }
+    report.metrics({k: v for k, v in headline.items() if v is not None})
+    report.table(
+        [{"metric": k, "value": v} for k, v in sorted(metrics.items())],
+        ["metric", "value"],
+        caption="Validation metrics logged to MLflow",
+        table_id="training",
+    )
+    report.paragraph(
+        f"Model {result.get('registered_model_name')} version {result.get('version')} "
+        f"({result.get('model_uri')}); MLflow store {result.get('tracking_uri')}; open it with "
+        f"`mlflow ui --backend-store-uri {result.get('tracking_uri')}` and TensorBoard with "
+        f"`tensorboard --logdir {Path(result.get('workdir', '.')) / 'tensorboard'}`."
+    )
+    report.links({"result.json": report.relative(path)})
+    return True
+
+
 #: section builders, in page order
-SECTIONS: list[SectionBuilder] = [_scenario, _triggers]
+SECTIONS: list[SectionBuilder] = [_scenario, _triggers, _selection, _training]
 
 
 def build_report(run_dir: str | os.PathLike, output: str | os.PathLike | None = None) -> Path:

@@ -126,6 +126,19 @@ class SlideConfig(_Model):
     step: PositiveFloat = 97.0
 
 
+class CoherenceConfig(_Model):
+    """Continuous-coupling witnesses: coherence with strain (:mod:`gwtwin.select.coherence`)."""
+
+    enabled: bool = True
+    #: Welch segment length, s (the frequency resolution is 1 / fftlength)
+    fftlength: PositiveFloat = 4.0
+    frange: Band = (10.0, 1000.0)
+    #: false-alarm probability per channel (Bonferroni over the frequency bins)
+    alpha: Annotated[float, Field(gt=0, lt=1)] = 1e-4
+    #: at most this much of the longest gap-free stretch is used, s (memory: strain in float64)
+    max_duration: PositiveFloat = 4096.0
+
+
 class DaskConfig(_Model):
     #: address of a running Dask scheduler (``tcp://host:8786``); None: local processes
     scheduler: str | None = None
@@ -156,6 +169,7 @@ class SelectConfig(_Model):
     fringe: FringeConfig = Field(default_factory=FringeConfig)
     coincidence: CoincidenceConfig = Field(default_factory=CoincidenceConfig)
     slides: SlideConfig = Field(default_factory=SlideConfig)
+    coherence: CoherenceConfig = Field(default_factory=CoherenceConfig)
     #: processes for the per-channel triggers (0: number of cores, 1: in this process)
     workers: Annotated[int, Field(ge=0)] = 0
     dask: DaskConfig = Field(default_factory=DaskConfig)

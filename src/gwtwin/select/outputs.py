@@ -35,6 +35,7 @@ _CSV_COLUMNS = [
     "rank",
     "channel",
     "status",
+    "coherence",
     "round",
     "significance",
     "first_significance",

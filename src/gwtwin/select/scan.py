@@ -412,8 +412,82 @@ def select_channels(
     selection = select_from_triggers(
         triggers, config, strain_channel=strain, refused_unsafe=refused
     )
+    if config.coherence.enabled:
+        _add_coherent(selection, frames, strain, aux, config)
     if out is not None and write:
         from gwtwin.select.outputs import write_outputs
 
         write_outputs(selection, out)
     return selection
+
+
+def _add_coherent(selection: Selection, frames, strain: str, aux, config: SelectConfig) -> None:
+    """Add the channels coherent with strain that trigger coincidence did not select.
+
+    Uses the longest gap-free stretch of strain in the selection span (at most
+    ``coherence.max_duration`` s); each such channel is appended to ``selection.selected`` with
+    ``method: "coherence"``, its significant bands and maximum coherence.
+    """
+    from gwtwin.data import read
+    from gwtwin.select.coherence import coherence_with_strain
+
+    cfg = config.coherence
+    taken = set(selection.selected_names) | {d["name"] for d in selection.redundant}
+    candidates = [c for c in aux if c not in taken]
+    if not candidates:
+        return
+    data = read(frames, [strain], selection.span[0], selection.span[1])
+    if not data.segments:
+        return
+    piece = max(data.segments, key=lambda b: b.duration)
+    start = piece.t0_ns / 1e9
+    end = min(start + cfg.max_duration, start + piece.duration)
+    piece = piece.crop(start, end) if end < start + piece.duration else piece
+    x = piece.data[0].numpy()
+    rows = {r["channel"]: r for r in selection.rows}
+    for name in candidates:
+        w = read(frames, [name], start, end)
+        if not w.segments:
+            continue
+        block = w.segments[0]
+        result = coherence_with_strain(
+            name,
+            block.data[0].numpy(),
+            block.sample_rate,
+            x,
+            piece.sample_rate,
+            fftlength=cfg.fftlength,
+            frange=cfg.frange,
+            alpha=cfg.alpha,
+        )
+        if name in rows:
+            rows[name]["coherence"] = result.max_coherence
+        if not result.significant:
+            continue
+        selection.selected.append(
+            {
+                "name": name,
+                "sample_rate": float(block.sample_rate),
+                "unit": block.units[0] if block.units else "",
+                "delay": 0.0,
+                "band": [result.bands[0][0], result.bands[-1][1]],
+                "round": None,
+                "significance": None,
+                "threshold": None,
+                "window": None,
+                "efficiency": None,
+                "deadtime": None,
+                "method": "coherence",
+                "coherence": result.max_coherence,
+                "coherence_frequency": result.frequency,
+                "coherence_bands": result.bands,
+                "coherence_threshold": result.threshold,
+            }
+        )
+        if name in rows:
+            rows[name]["status"] = "selected (coherence)"
+        selection.notes.append(
+            f"{name}: coherence {result.max_coherence:.3f} with strain at "
+            f"{result.frequency:g} Hz (threshold {result.threshold:.3f}): a continuous-coupling "
+            "witness, selected"
+        )

@@ -1,0 +1,191 @@
+"""``TrainConfig``: the training configuration (pydantic, unknown keys refused), from YAML.
+
+Every key has a default; ``configs/train-default.yaml`` spells them all out.  A bad key or value
+raises :class:`~gwtwin.errors.ConfigError` naming the key and what is allowed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from gwtwin.errors import ConfigError
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class OptimizerConfig(_Model):
+    """AdamW."""
+
+    lr: float = Field(2e-3, gt=0, description="peak learning rate")
+    weight_decay: float = Field(1e-4, ge=0)
+    betas: tuple[float, float] = (0.9, 0.999)
+
+
+class SchedulerConfig(_Model):
+    """Learning-rate schedule: cosine annealing over ``max_epochs`` (after ``warmup_epochs`` of
+    linear warm-up), ReduceLROnPlateau on the validation loss, or constant."""
+
+    name: Literal["cosine", "plateau", "none"] = "cosine"
+    warmup_epochs: int = Field(1, ge=0)
+    min_lr_ratio: float = Field(0.01, ge=0, le=1, description="cosine floor, x lr")
+    patience: int = Field(3, ge=0, description="plateau: epochs without improvement")
+    factor: float = Field(0.5, gt=0, lt=1, description="plateau: lr multiplier")
+
+
+class LossConfig(_Model):
+    """Time-domain: MSE in whitened units on the central part (+ ``asd_weight`` x ASD ratio in
+    ``asd_band``); Q-images: ``l1_weight`` x L1 + ``ssim_weight`` x (1 - SSIM)."""
+
+    asd_weight: float = Field(0.0, ge=0)
+    asd_band: tuple[float, float] = (10.0, 500.0)
+    asd_fftlength: float = Field(1.0, gt=0, description="ASD-ratio Welch segment, s")
+    l1_weight: float = Field(0.8, ge=0)
+    ssim_weight: float = Field(0.2, ge=0)
+
+
+class EarlyStoppingConfig(_Model):
+    enabled: bool = True
+    patience: int = Field(10, ge=1, description="validation epochs without improvement")
+    min_delta: float = Field(0.0, ge=0)
+
+
+class TrainerConfig(_Model):
+    """Passed through to ``lightning.Trainer``: multi-GPU / multi-node need no code change."""
+
+    accelerator: str = "auto"
+    devices: int | str | list[int] = "auto"
+    strategy: str = "auto"
+    num_nodes: int = Field(1, ge=1)
+    precision: str | int = "32-true"
+    limit_train_batches: int | float | None = None
+    limit_val_batches: int | float | None = None
+    log_every_n_steps: int = Field(10, ge=1)
+    deterministic: bool | str = False
+
+
+class TrackingConfig(_Model):
+    """MLflow: embedded ``sqlite:///<workdir>/mlflow.db`` + ``<workdir>/mlartifacts`` unless
+    ``tracking_uri`` names a server."""
+
+    tracking_uri: str | None = None
+    experiment: str = "gwtwin"
+    run_name: str | None = None
+    registered_model_name: str | None = Field(
+        None, description="default: gwtwin-<model name with - for _>"
+    )
+    alias: str | None = "candidate"
+    log_model: bool = True
+
+
+class TensorBoardConfig(_Model):
+    enabled: bool = True
+    panels: int = Field(3, ge=0, description="validation glitches drawn per panel figure")
+    panel_every_n_epochs: int = Field(1, ge=1)
+
+
+class TrainConfig(_Model):
+    """Everything ``gwtwin train`` needs besides the dataset and the work directory."""
+
+    seed: int = 0
+    model: str | None = Field(
+        None,
+        description="registered model name; default from the dataset kind "
+        "(witness_td for timeseries, qimage_unet for qimage)",
+    )
+    model_kwargs: dict[str, Any] = Field(
+        default_factory=dict, description="architecture keywords (see gwtwin.models)"
+    )
+    output_filter_init: Literal["whitening", "identity"] = Field(
+        "identity", description="witness_td output FIRs: delta, or the dataset's whitening FIR"
+    )
+    batch_size: int = Field(16, ge=1)
+    max_epochs: int = Field(30, ge=1)
+    max_time: str | None = Field(None, description="wall-clock limit, 'DD:HH:MM:SS'")
+    gradient_clip_val: float | None = Field(5.0, gt=0)
+    num_workers: int = Field(0, ge=0)
+    torch_threads: int | None = Field(
+        None,
+        ge=1,
+        description="torch intra-op threads (default: torch's own choice); on a "
+        "shared machine 1 avoids OpenMP oversubscription, which can slow small convolutions "
+        "down tenfold",
+    )
+    preload: bool = Field(
+        True, description="read the dataset into memory when it fits (max_preload_bytes)"
+    )
+    max_preload_bytes: int = Field(2 * 2**30, ge=0)
+    progress: bool = True
+    optimizer: OptimizerConfig = OptimizerConfig()
+    scheduler: SchedulerConfig = SchedulerConfig()
+    loss: LossConfig = LossConfig()
+    early_stopping: EarlyStoppingConfig = EarlyStoppingConfig()
+    trainer: TrainerConfig = TrainerConfig()
+    tracking: TrackingConfig = TrackingConfig()
+    tensorboard: TensorBoardConfig = TensorBoardConfig()
+    veto_thresholds: list[float] = Field(
+        default_factory=lambda: [1, 2, 5, 10, 16, 20, 30, 50],
+        description="Q-image veto accuracy thresholds (normalised energy)",
+    )
+
+    def dump(self) -> str:
+        """The resolved configuration as YAML."""
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+
+def _error(exc: ValidationError, where: str) -> ConfigError:
+    lines = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        if err["type"] == "extra_forbidden":
+            parent = TrainConfig
+            for part in err["loc"][:-1]:
+                field = parent.model_fields.get(str(part))
+                parent = getattr(field, "annotation", None) if field else None
+                if not (isinstance(parent, type) and issubclass(parent, BaseModel)):
+                    parent = None
+                    break
+            allowed = f" (allowed here: {', '.join(parent.model_fields)})" if parent else ""
+            lines.append(f"{loc}: unknown key{allowed}")
+        else:
+            lines.append(f"{loc}: {err['msg']} (found {err.get('input')!r})")
+    return ConfigError(f"bad training config {where}: " + "; ".join(lines))
+
+
+def load_train_config(
+    source: str | Path | Mapping[str, Any] | TrainConfig | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> TrainConfig:
+    """A :class:`TrainConfig` from a YAML file, a mapping, or defaults, with ``overrides``
+    (top-level keys) applied."""
+    if isinstance(source, TrainConfig):
+        data: dict[str, Any] = source.model_dump()
+        where = "(object)"
+    elif source is None:
+        data, where = {}, "(defaults)"
+    elif isinstance(source, Mapping):
+        data, where = dict(source), "(mapping)"
+    else:
+        path = Path(source)
+        if not path.is_file():
+            raise ConfigError(f"training config {path} does not exist")
+        try:
+            loaded = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"training config {path} is not valid YAML: {exc}") from None
+        if not isinstance(loaded, Mapping):
+            raise ConfigError(
+                f"training config {path} must hold a mapping of keys, found {type(loaded).__name__}"
+            )
+        data, where = dict(loaded), str(path)
+    data.update(overrides or {})
+    try:
+        return TrainConfig.model_validate(data)
+    except ValidationError as exc:
+        raise _error(exc, where) from None
