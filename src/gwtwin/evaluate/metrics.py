@@ -203,6 +203,49 @@ def quiet_segments(span: Sequence[float], events, pad: float) -> np.ndarray:
     return arr[arr[:, 1] > arr[:, 0]]
 
 
+def welch_powers(
+    raw,
+    cleaned,
+    t0: float,
+    sample_rate: float,
+    *,
+    fftlength: float = 4.0,
+    segments: np.ndarray | None = None,
+):
+    """Summed Welch powers of cleaned and raw over the same segments (Hann, 50 % overlap).
+
+    ``segments`` (GPS ``[n, 2]``) restricts the Welch segments to those lying wholly inside;
+    default the whole span. Returns ``(frequencies, sum P_cleaned, sum P_raw, n_segments)``, so
+    pieces of a long span can be added before taking the ratio (zeros when nothing fits).
+    """
+    raw, cleaned = np.asarray(raw, np.float64), np.asarray(cleaned, np.float64)
+    size = int(round(fftlength * sample_rate))
+    step = size // 2
+    freqs = np.fft.rfftfreq(size, 1.0 / sample_rate)
+    if segments is None:
+        segments = np.array([[t0, t0 + raw.size / sample_rate]])
+    starts = []
+    for a, b in np.asarray(segments, dtype=np.float64).reshape(-1, 2):
+        i0 = int(np.ceil((a - t0) * sample_rate))
+        i1 = int(np.floor((b - t0) * sample_rate))
+        i0, i1 = max(i0, 0), min(i1, raw.size)
+        starts.extend(range(i0, i1 - size + 1, step))
+    if not starts:
+        return freqs, np.zeros(freqs.size), np.zeros(freqs.size), 0
+    window = np.hanning(size + 1)[:-1]
+
+    def power(x):
+        total = np.zeros(freqs.size)
+        for k in range(0, len(starts), 256):  # bounded memory
+            idx = np.asarray(starts[k : k + 256])[:, None] + np.arange(size)[None, :]
+            seg = x[idx]
+            seg = seg - seg.mean(axis=1, keepdims=True)
+            total += np.sum(np.abs(np.fft.rfft(seg * window, axis=1)) ** 2, axis=0)
+        return total
+
+    return freqs, power(cleaned), power(raw), len(starts)
+
+
 def asd_ratio(
     raw,
     cleaned,
@@ -217,34 +260,22 @@ def asd_ratio(
     ``segments`` (GPS ``[n, 2]``) restricts the Welch segments to those lying wholly inside;
     default the whole span. Returns ``(frequencies, ratio, n_segments)``.
     """
-    raw, cleaned = np.asarray(raw, np.float64), np.asarray(cleaned, np.float64)
-    size = int(round(fftlength * sample_rate))
-    step = size // 2
-    if segments is None:
-        segments = np.array([[t0, t0 + raw.size / sample_rate]])
-    starts = []
-    for a, b in np.asarray(segments, dtype=np.float64).reshape(-1, 2):
-        i0 = int(np.ceil((a - t0) * sample_rate))
-        i1 = int(np.floor((b - t0) * sample_rate))
-        i0, i1 = max(i0, 0), min(i1, raw.size)
-        starts.extend(range(i0, i1 - size + 1, step))
-    if not starts:
+    freqs, p_clean, p_raw, n = welch_powers(
+        raw, cleaned, t0, sample_rate, fftlength=fftlength, segments=segments
+    )
+    if n == 0:
+        segments = (
+            np.array([[t0, t0 + np.asarray(raw).size / sample_rate]])
+            if segments is None
+            else np.asarray(segments, np.float64).reshape(-1, 2)
+        )
         raise GwtwinError(
             f"no {fftlength} s Welch segment fits in the given stretches "
             f"(longest {np.max(np.diff(segments, axis=1), initial=0):.2f} s)"
         )
-    idx = np.asarray(starts)[:, None] + np.arange(size)[None, :]
-    window = np.hanning(size + 1)[:-1]
-
-    def power(x):
-        seg = x[idx]
-        seg = seg - seg.mean(axis=1, keepdims=True)
-        return np.mean(np.abs(np.fft.rfft(seg * window, axis=1)) ** 2, axis=0)
-
-    freqs = np.fft.rfftfreq(size, 1.0 / sample_rate)
     with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = np.sqrt(power(cleaned) / power(raw))
-    return freqs, ratio, len(starts)
+        ratio = np.sqrt(p_clean / p_raw)
+    return freqs, ratio, n
 
 
 def veto_figures(active: np.ndarray, known: np.ndarray, gps: np.ndarray) -> dict:

@@ -1,0 +1,127 @@
+"""``gwtwin clean`` and ``gwtwin evaluate``: thin command-line layers over the library."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from gwtwin.errors import GwtwinError
+
+
+def _cmd_clean(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from gwtwin.cli import _progress_bar
+    from gwtwin.infer.clean import clean_frames, load_clean_config
+    from gwtwin.train.tracking import tracking_uri_for
+
+    overrides = {
+        "model": args.model,
+        "start": args.start,
+        "end": args.end,
+        "chunk_duration": args.chunk_duration,
+        "format": args.format,
+        "suffix": args.suffix,
+    }
+    config = load_clean_config(args.config, overrides)
+    tracking = args.tracking_uri
+    if tracking is None and args.workdir:
+        if not (Path(args.workdir) / "mlflow.db").is_file():
+            raise GwtwinError(f"{args.workdir} holds no mlflow.db: is it a `gwtwin train` workdir?")
+        tracking = tracking_uri_for(args.workdir)
+    console = Console()
+    bar = _progress_bar(console, args.quiet)
+    tasks: dict[str, int] = {}
+
+    def progress(stage: str, done: int, total: int) -> None:
+        if stage not in tasks:
+            tasks[stage] = bar.add_task(stage, total=total)
+        bar.update(tasks[stage], completed=done, total=total)
+
+    with bar:
+        summary = clean_frames(
+            args.source,
+            args.output,
+            config,
+            tracking_uri=tracking,
+            progress=progress,
+            log=console.print,
+        )
+    v = summary["veto"]
+    console.print(
+        f"wrote {len(summary['frames'])} frame file(s) of {summary['cleaned_channel']} and "
+        f"{summary['prediction_channel']} into {Path(args.output) / 'frames'}; cleaning applied "
+        f"over {summary['cleaning_applied_seconds']:g} of {summary['seconds']:g} s "
+        f"({summary['speed_x_real_time']:.0f}x real time)"
+    )
+    for name, fig in v["flags"].items():
+        console.print(
+            f"{name}: {fig['active_seconds']:.1f} s active, efficiency/deadtime "
+            f"{fig.get('efficiency_over_deadtime', float('nan')):.1f}"
+        )
+    console.print(f"metadata: {Path(args.output) / 'metadata.csv'}")
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from gwtwin.evaluate.run import evaluate_run, load_evaluate_config
+
+    config = load_evaluate_config(args.config, {"start": args.start, "end": args.end})
+    console = Console()
+    result = evaluate_run(args.simulation, args.clean, args.output, config, log=lambda s: None)
+    table = Table(title=f"cleaning scored against truth over {result['seconds']:g} s")
+    for col in ("criterion", "measured", "pass"):
+        table.add_column(col)
+    for name, c in result["criteria"].items():
+        value = c["value"]
+        text = (
+            "n/a" if value is None else (f"{value:.3g}" if isinstance(value, float) else str(value))
+        )
+        table.add_row(name, text, {True: "yes", False: "no", None: "-"}[c["pass"]])
+    console.print(table)
+    console.print(f"wrote {Path(args.output) / 'evaluate.json'}")
+    return 0
+
+
+def add_parsers(sub) -> None:
+    """Add ``clean`` and ``evaluate`` to the ``gwtwin`` sub-command parsers."""
+    cln = sub.add_parser(
+        "clean",
+        help="clean strain frames with a registered twin model; flags and glitch metadata",
+        description="Read strain and the model's witnesses from frames, predict the witnessed "
+        "noise on the global window grid, subtract it and write cleaned strain frames (same "
+        "channel + suffix) with the predicted noise; then Q-tile triggers of raw and cleaned "
+        "strain, per-glitch metadata, the GWTWIN_* flags (XML, HDF5, JSON), accuracy curves and "
+        "glitch images.",
+    )
+    cln.add_argument("source", help="frame directory (strain + witness channels)")
+    cln.add_argument("--output", "-o", required=True, help="output directory")
+    cln.add_argument("--model", "-m", help="model URI, e.g. models:/gwtwin-witness-td@candidate")
+    cln.add_argument("--workdir", "-w", help="gwtwin train workdir holding the MLflow registry")
+    cln.add_argument("--tracking-uri", help="MLflow tracking/registry URI")
+    cln.add_argument("--start", type=float, help="GPS start (default: first frame)")
+    cln.add_argument("--end", type=float, help="GPS end (default: last frame)")
+    cln.add_argument("--chunk-duration", type=int, help="seconds cleaned at once (default 256)")
+    cln.add_argument("--format", choices=["gwf", "hdf5"], help="output frame format")
+    cln.add_argument("--suffix", help="cleaned channel suffix (default _GWTWIN)")
+    cln.add_argument("--config", "-c", help="clean YAML (or a run YAML with a clean: section)")
+    cln.add_argument("--quiet", action="store_true", help="no progress bar")
+    cln.set_defaults(func=_cmd_clean)
+
+    evl = sub.add_parser(
+        "evaluate",
+        help="score a cleaning of simulated data against the truth",
+        description="Fraction of witnessed excess power removed per family, residual SNRs, ASD "
+        "ratio over glitch-free stretches and overall, flag efficiency/deadtime and injection "
+        "SNR loss; evaluate.json, CSV tables and plots.",
+    )
+    evl.add_argument("simulation", help="gwtwin simulate output directory (frames, truth)")
+    evl.add_argument("clean", help="gwtwin clean output directory")
+    evl.add_argument("--output", "-o", required=True, help="output directory")
+    evl.add_argument("--start", type=float, help="GPS start of the scored span (held-out time)")
+    evl.add_argument("--end", type=float, help="GPS end of the scored span")
+    evl.add_argument("--config", "-c", help="evaluate YAML (or a run YAML)")
+    evl.set_defaults(func=_cmd_evaluate)

@@ -1,0 +1,436 @@
+"""``gwtwin clean``: cleaned strain frames, the predicted noise, flags and per-glitch metadata.
+
+:func:`clean_frames` takes frames (any GPS span, gaps allowed) and a registered twin model
+(``models:/NAME@ALIAS``) and writes, into an output directory::
+
+    frames/     cleaned strain  <STRAIN><suffix>  and the predicted noise  <IFO>:GWTWIN_PREDICTION,
+                same GPS span and rate as the strain (GWF by default)
+    flags/      GWTWIN_WITNESSED, GWTWIN_CLEANING_FAILED, GWTWIN_UNWITNESSED (LIGO_LW XML, HDF5,
+                DQSEGDB JSON) and GWTWIN_CLEANING_APPLIED (where a prediction was subtracted)
+    triggers/   Q-tile triggers of the raw and the cleaned strain (HDF5)
+    metadata.csv  one row per strain glitch (GPS, cleaned?, residual SNR^2 and area, SNR before and
+                after, predicted SNR, explaining witness)
+    accuracy.csv  Glitchflow's veto and denoising accuracy per SNR^2 threshold
+    images/     real / predicted / cleaned Q-spectrograms and time series of sample glitches (PNG,
+                also in tensorboard/)
+    clean.json  what was done: model, channels, spans, gaps, counts, timings
+
+Cleaning (see :mod:`gwtwin.infer.predict`): the witnesses are conditioned exactly as in training,
+the network runs on the global window grid keeping only the central part of each window, the
+prediction (whitened strain) is coloured back with the inverse of the training whitening filter
+and subtracted from the raw strain: ``cleaned = raw - colour(prediction)``.  Colouring is linear,
+so this is the whitened-domain subtraction ``colour(white(raw) - prediction)`` without sending the
+raw strain through a whitening round trip.  Long spans stream through in chunks
+(``chunk_duration``) with bounded memory; the output does not depend on the chunk length (any
+whole number of seconds >= 1).  Where no prediction can be made (the first and last
+``context`` seconds of every data segment, around NaN/inf witness samples) the raw strain is
+passed through unchanged and the time is left out of ``GWTWIN_CLEANING_APPLIED``; gaps in the
+input are gaps in the output frames and in every flag's known segments.
+
+The veto (:mod:`gwtwin.infer.veto`) then compares raw and cleaned strain, whitened with one
+reference PSD per veto chunk (median Welch of the raw strain, robust to glitches).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+
+from gwtwin.data import Block, find_frames, read
+from gwtwin.data.frames import write_frames
+from gwtwin.errors import ConfigError, GwtwinError
+from gwtwin.infer.predict import BINS_PER_SECOND, NS, GridPredictor
+
+CLEAN_FILE = "clean.json"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class VetoSettings(_Model):
+    """Veto thresholds (see :class:`gwtwin.infer.veto.VetoConfig`) and the trigger search."""
+
+    snr_threshold: float = Field(8.0, gt=0)  # a strain trigger at or above this is a glitch
+    trigger_snr: float = Field(5.5, gt=0)  # lowest tile SNR of the raw/cleaned trigger search
+    snr2_threshold: float = Field(25.0, gt=0)  # residual Q-pixel SNR^2 that counts as left
+    witnessed_fraction: float = Field(0.5, ge=0, le=1)
+    min_predicted_snr: float = Field(4.0, ge=0)
+    pad: float = Field(0.1, ge=0)
+    image_duration: float = Field(32.0, gt=0)
+    qrange: tuple[float, float] = (4.0, 32.0)
+    frange: tuple[float, float] = (10.0, 1000.0)
+    chunk_duration: float = Field(512.0, gt=0)  # s of strain analysed at once
+    fftlength: float = Field(4.0, gt=0)  # reference PSD (median Welch) per veto chunk
+    fduration: float = Field(2.0, gt=0)  # reference whitening filter length
+
+    def veto_config(self):
+        from gwtwin.infer.veto import VetoConfig
+
+        return VetoConfig(
+            snr_threshold=self.snr_threshold,
+            snr2_threshold=self.snr2_threshold,
+            witnessed_fraction=self.witnessed_fraction,
+            min_predicted_snr=self.min_predicted_snr,
+            pad=self.pad,
+            image_duration=self.image_duration,
+            qrange=tuple(self.qrange),
+            frange=tuple(self.frange),
+        )
+
+
+class CleanConfig(_Model):
+    """How ``gwtwin clean`` runs (every key has a default; unknown keys are refused).
+
+    ``model`` None: the model the run's train step registered (``gwtwin run``) or ``--model``.
+    """
+
+    model: str | None = None
+    tracking_uri: str | None = None
+    start: float | None = None
+    end: float | None = None
+    suffix: str = "_GWTWIN"
+    write_prediction: bool = True
+    format: Literal["gwf", "hdf5"] = "gwf"
+    frame_length: int = Field(64, gt=0)
+    tag: str = "GWTWIN_CLEANED"
+    chunk_duration: int = Field(256, ge=1)
+    taper: float = Field(1.0, ge=0)
+    batch_size: int = Field(16, ge=1)
+    attribute: bool = True
+    veto: VetoSettings = Field(default_factory=VetoSettings)
+    images: int = Field(6, ge=0)
+    tensorboard: bool = True
+    torch_threads: int | None = Field(None, ge=1)
+
+
+def load_clean_config(source=None, overrides: dict | None = None) -> CleanConfig:
+    """A :class:`CleanConfig` from a YAML file (whole file or its ``clean:`` section), a
+    mapping, or defaults; errors name the key and the value."""
+    import yaml
+
+    from gwtwin.simulate.config import _merge, validate_config
+
+    if isinstance(source, CleanConfig):
+        data, where = source.model_dump(), "clean config"
+    elif source is None:
+        data, where = {}, "clean config (defaults)"
+    elif isinstance(source, dict):
+        data, where = dict(source), "clean config"
+    else:
+        path = Path(source)
+        if not path.is_file():
+            raise ConfigError(f"clean config file {path} does not exist")
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path} is not valid YAML: {exc}") from None
+        if isinstance(data, dict) and isinstance(data.get("clean"), dict):
+            data = data["clean"]
+        where = str(path)
+    if overrides:
+        data = _merge(data, {k: v for k, v in overrides.items() if v is not None})
+    return validate_config(CleanConfig, data, where)
+
+
+# -- frames in, frames out ------------------------------------------------------------------------
+def data_segments(source, start=None, end=None) -> tuple[list[tuple[int, int]], list]:
+    """Whole-second GPS segments ``[(lo, hi)]`` the frame files cover within ``[start, end)``,
+    and the gaps ``[(lo, hi)]`` between them (or at the ends of the requested span)."""
+    files = find_frames(source, start, end)
+    if not files:
+        span = f" in [{start}, {end})" if start is not None or end is not None else ""
+        raise GwtwinError(f"no frame files in {source}{span}")
+    lo_req = files[0].start_ns if start is None else int(round(float(start) * NS))
+    hi_req = files[-1].end_ns if end is None else int(round(float(end) * NS))
+    spans: list[list[int]] = []
+    for f in files:
+        a, b = max(f.start_ns, lo_req), min(f.end_ns, hi_req)
+        if b <= a:
+            continue
+        if spans and a <= spans[-1][1]:
+            spans[-1][1] = max(spans[-1][1], b)
+        else:
+            spans.append([a, b])
+    segments = []
+    for a, b in spans:
+        a_s, b_s = -(-a // NS), b // NS  # whole seconds inside
+        if b_s > a_s:
+            segments.append((a_s, b_s))
+    gaps, cursor = [], lo_req / NS
+    for a, b in segments:
+        if a > cursor:
+            gaps.append((cursor, float(a)))
+        cursor = float(b)
+    if hi_req / NS > cursor:
+        gaps.append((cursor, hi_req / NS))
+    return segments, gaps
+
+
+class _FrameWriter:
+    """Buffers output Blocks and writes whole frame files as soon as they are complete."""
+
+    def __init__(self, directory: Path, observatory: str, config: CleanConfig):
+        self.directory = directory
+        self.observatory = observatory
+        self.config = config
+        self.pending: list[list[Block]] = []
+        self.paths: list[Path] = []
+
+    def add(self, blocks: list[Block]) -> None:
+        self.pending.append(blocks)
+        end = blocks[0].end_ns
+        boundary = end // (self.config.frame_length * NS) * self.config.frame_length * NS
+        start = self.pending[0][0].t0_ns
+        if boundary > start:
+            self._write(boundary)
+
+    def _write(self, upto_ns: int | None) -> None:
+        if not self.pending:
+            return
+        joined = [_concat([p[i] for p in self.pending]) for i in range(len(self.pending[0]))]
+        keep = None
+        if upto_ns is not None and upto_ns < joined[0].end_ns:
+            keep = [b.crop(upto_ns // NS, None) for b in joined]
+            joined = [b.crop(None, upto_ns // NS) for b in joined]
+        self.paths += write_frames(
+            joined,
+            self.directory,
+            observatory=self.observatory,
+            tag=self.config.tag,
+            frame_length=self.config.frame_length,
+            format=self.config.format,
+        )
+        self.pending = [keep] if keep is not None else []
+
+    def close(self) -> None:
+        self._write(None)
+
+
+def _concat(blocks: list[Block]) -> Block:
+    """Contiguous Blocks of one channel joined in time."""
+    first = blocks[0]
+    for prev, nxt in zip(blocks, blocks[1:], strict=False):
+        if nxt.t0_ns != prev.end_ns:
+            raise GwtwinError(
+                f"internal: output pieces are not contiguous ({prev.span} then {nxt.span})"
+            )
+    data = torch.cat([b.data for b in blocks], dim=-1)
+    return Block(data, first.t0_ns, first.sample_rate, first.channels, first.units)
+
+
+def _observatory(source) -> str:
+    files = find_frames(source)
+    return files[0].observatory if files else "X"
+
+
+def _load_model(config: CleanConfig, model, tracking_uri):
+    from gwtwin.models.twin import TwinModel
+
+    if isinstance(model, TwinModel):
+        return model, {"uri": None}
+    uri = model or config.model
+    if uri is None:
+        raise ConfigError(
+            "no model to clean with: give --model models:/NAME@ALIAS (or clean.model in the config)"
+        )
+    tracking = tracking_uri or config.tracking_uri
+    return TwinModel.load(uri, tracking_uri=tracking), {"uri": uri, "tracking_uri": tracking}
+
+
+def clean_frames(
+    source,
+    output,
+    config: CleanConfig | None = None,
+    *,
+    model=None,
+    tracking_uri: str | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
+    log: Callable[[str], None] = print,
+) -> dict:
+    """Clean the strain of frames in ``source`` with a twin model; see the module docstring.
+
+    Parameters
+    ----------
+    source : path
+        Frame directory (or file / list of files) holding the strain and the model's witnesses.
+    output : path
+        Directory to fill (created; existing outputs of a previous clean are replaced).
+    config : CleanConfig, optional
+    model : TwinModel or str, optional
+        The model, or an MLflow URI overriding ``config.model``.
+    tracking_uri : str, optional
+        MLflow tracking/registry URI (e.g. ``sqlite:///train/mlflow.db``).
+    progress : callable, optional
+        ``progress(stage, done, total)`` with stages ``"clean"`` and ``"veto"``.
+
+    Returns
+    -------
+    dict
+        The content of ``clean.json``.
+    """
+    from gwtwin.infer.glitches import run_veto
+
+    config = config or CleanConfig()
+    if config.torch_threads:
+        torch.set_num_threads(config.torch_threads)
+    t_start = time.perf_counter()
+    twin, model_info = _load_model(config, model, tracking_uri)
+    model_info.update(
+        {
+            "name": twin.metadata.get("model", {}).get("name"),
+            "channels": twin.channels,
+            "run_id": twin.metadata.get("run_id"),
+        }
+    )
+    predictor = GridPredictor(
+        twin, taper=config.taper, batch_size=config.batch_size, attribute=config.attribute
+    )
+    strain_channel = twin.spec.strain_channel
+    cleaned_channel = strain_channel + config.suffix
+    if not config.suffix:
+        raise ConfigError("clean.suffix must not be empty: the cleaned channel needs its own name")
+    output = Path(output)
+    frames_dir = output / "frames"
+    for old in frames_dir.glob("*") if frames_dir.is_dir() else []:
+        old.unlink()
+    segments, gaps = data_segments(source, config.start, config.end)
+    total = sum(b - a for a, b in segments)
+    writer = _FrameWriter(frames_dir, _observatory(source), config)
+    applied: list[tuple[float, float]] = []
+    bad_strain: list[tuple[float, float]] = []
+    energies = []
+    n_windows, done = 0, 0
+    log(
+        f"cleaning {strain_channel} over {len(segments)} segment(s), {total} s, with "
+        f"{twin!r}; context {predictor.context_seconds} s each side of a chunk"
+    )
+    for seg in segments:
+        for a in range(seg[0], seg[1], config.chunk_duration):
+            b = min(a + config.chunk_duration, seg[1])
+            wa, wb = predictor.witness_span(a, b, seg)
+            witnesses = [
+                read(source, [c], wa, wb, expected_rates=twin.sample_rates[c]).block
+                for c in twin.channels
+            ]
+            pred = predictor.predict_chunk(witnesses, a, b, seg)
+            raw = read(source, [strain_channel], a, b, expected_rates=twin.spec.strain_rate)
+            for spans in raw.nonfinite.values():
+                bad_strain += [(float(s[0]), float(s[1])) for s in spans]
+            raw = raw.block
+            p = pred.strain.data[0].to(raw.data.dtype)
+            cleaned = Block(
+                raw.data - p[None], raw.t0_ns, raw.sample_rate, (cleaned_channel,), raw.units
+            )
+            out = [cleaned]
+            if config.write_prediction:
+                out.append(
+                    Block(p[None], raw.t0_ns, raw.sample_rate, pred.strain.channels, raw.units)
+                )
+            writer.add(out)
+            applied += pred.active
+            energies.append((a, pred.energy, pred.witness_energy))
+            n_windows += pred.n_windows
+            done += b - a
+            if progress:
+                progress("clean", done, total)
+        writer.close()
+    t_clean = time.perf_counter() - t_start
+    log(f"cleaned {total} s in {t_clean:.1f} s ({total / max(t_clean, 1e-9):.0f}x real time)")
+    attribution = _Attribution(energies, twin.channels)
+    veto = run_veto(
+        source,
+        frames_dir,
+        output,
+        segments,
+        strain_channel,
+        cleaned_channel,
+        config,
+        attribution=attribution if config.attribute else None,
+        bad_strain=bad_strain,
+        progress=progress,
+        log=log,
+    )
+    summary = {
+        "model": model_info,
+        "strain_channel": strain_channel,
+        "cleaned_channel": cleaned_channel,
+        "prediction_channel": pred.strain.channels[0] if segments else None,
+        "span": [segments[0][0], segments[-1][1]] if segments else None,
+        "segments": [list(s) for s in segments],
+        "gaps": [list(g) for g in gaps],
+        "seconds": total,
+        "cleaning_applied_seconds": float(sum(b - a for a, b in _merge_spans(applied))),
+        "cleaning_applied": [list(s) for s in _merge_spans(applied)],
+        "nonfinite_strain": [list(s) for s in _merge_spans(bad_strain)],
+        "context_seconds": predictor.context_seconds,
+        "chunk_duration": config.chunk_duration,
+        "n_windows": n_windows,
+        "clean_seconds": t_clean,
+        "speed_x_real_time": total / max(t_clean, 1e-9),
+        "frames": [str(p.relative_to(output)) for p in writer.paths],
+        "config": config.model_dump(mode="json"),
+        **veto,
+    }
+    summary["elapsed"] = time.perf_counter() - t_start
+    from gwtwin.data.flags import make_flag, write_flags
+
+    ifo = strain_channel.split(":", 1)[0]
+    flag = make_flag(
+        f"{ifo}:GWTWIN_CLEANING_APPLIED",
+        _merge_spans(applied),
+        [(float(a), float(b)) for a, b in segments],
+        description="time where gwtwin subtracted a witness prediction from strain",
+    )
+    write_flags([flag], output / "flags" / "cleaning-applied", overwrite=True)
+    (output / CLEAN_FILE).write_text(json.dumps(summary, indent=1, default=_json_default))
+    return summary
+
+
+def _json_default(value):
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (np.floating,)):
+        return float(value)
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"not JSON-able: {type(value).__name__}")
+
+
+def _merge_spans(spans) -> list[tuple[float, float]]:
+    out: list[list[float]] = []
+    for a, b in sorted(spans):
+        if out and a <= out[-1][1] + 1e-9:
+            out[-1][1] = max(out[-1][1], b)
+        else:
+            out.append([a, b])
+    return [(a, b) for a, b in out]
+
+
+class _Attribution:
+    """Per-witness prediction energies in 1/64 s bins, looked up by GPS interval."""
+
+    def __init__(self, energies, channels):
+        self.channels = list(channels)
+        self.pieces = [(a, e, w) for a, e, w in energies if w is not None]
+
+    def explain(self, tstart: float, tend: float) -> str:
+        """The witness carrying most of the prediction's energy in ``[tstart, tend]``."""
+        total = np.zeros(len(self.channels))
+        for a, _, w in self.pieces:
+            n = w.shape[1]
+            i0 = max(int(math.floor((tstart - a) * BINS_PER_SECOND)), 0)
+            i1 = min(int(math.ceil((tend - a) * BINS_PER_SECOND)), n)
+            if i1 > i0:
+                total += w[:, i0:i1].sum(axis=1)
+        if not total.any():
+            return ""
+        return self.channels[int(np.argmax(total))]

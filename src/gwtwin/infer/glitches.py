@@ -1,0 +1,346 @@
+"""The veto pass of ``gwtwin clean``: triggers, per-glitch metadata, flags and images over frames.
+
+Raw strain (the input frames) and cleaned strain (the frames just written) are read in veto
+chunks (``veto.chunk_duration`` s of core, plus the context the reference whitening and the
+residual Q-images need, clipped to the data segment).  In each chunk both are whitened with one
+reference filter (median Welch PSD of the raw strain: robust to the glitches themselves), Q-tile
+triggers are found in both, and :func:`gwtwin.infer.veto.glitch_metadata` scores every raw
+trigger at or above ``veto.snr_threshold`` whose time falls in the chunk's core.  The known
+(analysed) time of the flags is the union of the cores less the whitening edges at the ends of
+each data segment and less NaN/inf strain samples (with the filter length around them).
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from gwtwin.data import Block, read
+from gwtwin.data.flags import write_flags
+from gwtwin.evaluate.metrics import Whitener, veto_figures
+from gwtwin.infer.veto import (
+    FLAG_NAMES,
+    METADATA_COLUMNS,
+    accuracy_curves,
+    glitch_metadata,
+    veto_flags,
+)
+from gwtwin.signal.spectral import psd_block
+from gwtwin.signal.triggers import find_triggers, write_triggers
+
+SNIPPET = 4.0  #: seconds each side of a glitch kept for its image
+CATEGORIES = ("cleaning failed", "unwitnessed", "cleaned")
+
+
+def _subtract(span, holes):
+    out = [span]
+    for h0, h1 in holes:
+        nxt = []
+        for a, b in out:
+            if h1 <= a or h0 >= b:
+                nxt.append((a, b))
+                continue
+            if h0 > a:
+                nxt.append((a, h0))
+            if h1 < b:
+                nxt.append((h1, b))
+        out = nxt
+    return out
+
+
+def run_veto(
+    source,
+    cleaned_source,
+    output: Path,
+    segments,
+    strain_channel: str,
+    cleaned_channel: str,
+    config,
+    *,
+    attribution=None,
+    bad_strain=(),
+    progress=None,
+    log=print,
+) -> dict:
+    """Triggers, metadata, flags, accuracy curves and images; returns the summary entries."""
+    from gwtwin.signal.triggers import Triggers
+
+    vs = config.veto
+    veto = vs.veto_config()
+    rate = None
+    ctx = math.ceil(vs.image_duration / 2 + vs.fduration + 1.0)
+    bad = [(a - vs.fduration, b + vs.fduration) for a, b in bad_strain]
+    tables: dict[str, list[np.ndarray]] = {"raw": [], "cleaned": []}
+    rows: dict[str, list] = {c: [] for c in METADATA_COLUMNS}
+    known: list[tuple[float, float]] = []
+    snippets: dict[str, list] = {c: [] for c in CATEGORIES}
+    total = sum(b - a for a, b in segments)
+    done = 0
+    chunk = max(int(vs.chunk_duration), 1)
+    # shortest analysable stretch: one residual image, and the longest Q tile at the lowest f
+    need = max(vs.image_duration, 50 * vs.qrange[1] / (2 * math.pi * vs.frange[0]))
+    skipped: list[tuple[float, float]] = []
+    for seg in segments:
+        for c in range(seg[0], seg[1], chunk):
+            d = min(c + chunk, seg[1])
+            lo, hi = max(seg[0], c - ctx), min(seg[1], d + ctx)
+            if hi - lo - 2 * vs.fduration < need:
+                skipped.append((float(c), float(d)))  # too short to analyse: not in known time
+                done += d - c
+                continue
+            raw = read(source, [strain_channel], lo, hi).block
+            cleaned = read(cleaned_source, [cleaned_channel], lo, hi).block
+            rate = raw.sample_rate
+            x = torch.stack([raw.data[0], cleaned.data[0]]).to(torch.float64)
+            x = torch.where(torch.isfinite(x), x, torch.zeros_like(x))
+            psd = psd_block(
+                Block(x[:1], raw.t0_ns, rate, (strain_channel,), raw.units), vs.fftlength
+            )
+            whiten = Whitener((psd.freqs, psd.values[0]), rate, vs.fduration, vs.frange[0])
+            edge = whiten.edge_size
+            w_raw = whiten(x[0].numpy())[edge:-edge]
+            w_clean = whiten(x[1].numpy())[edge:-edge]
+            t0 = lo + edge / rate
+            t1 = t0 + w_raw.size / rate
+            core = (max(float(c), t0), min(float(d), t1))
+            if core[1] <= core[0]:
+                done += d - c
+                continue
+            good = _subtract(core, bad)
+            known += good
+            block = Block.create(
+                torch.from_numpy(np.stack([w_raw, w_clean])), t0, rate, ["RAW", "CLEANED"]
+            )
+            trig = find_triggers(
+                block,
+                whiten=False,
+                snr_threshold=vs.trigger_snr,
+                frange=tuple(vs.frange),
+                qrange=tuple(vs.qrange),
+            )
+            t_raw, t_clean = trig["RAW"], trig["CLEANED"]
+            inside = np.zeros(len(t_raw), bool)
+            for a, b in good:
+                inside |= (t_raw["time"] >= a) & (t_raw["time"] < b)
+            t_raw = t_raw[inside]
+            keep_clean = np.zeros(len(t_clean), bool)
+            for a, b in good:
+                keep_clean |= (t_clean["time"] >= a) & (t_clean["time"] < b)
+            tables["raw"].append(t_raw)
+            tables["cleaned"].append(t_clean[keep_clean])
+            glitches = np.sort(t_raw[t_raw["snr"] >= vs.snr_threshold], order="time")
+            witness = (
+                [attribution.explain(g["tstart"] - vs.pad, g["tend"] + vs.pad) for g in glitches]
+                if attribution is not None
+                else None
+            )
+            if len(glitches):
+                meta = glitch_metadata(
+                    w_raw, w_clean, t0, rate, t_raw, t_clean, veto, witness=witness
+                )
+                meta["witness"] = np.where(meta["witnessed"], meta["witness"], "")
+                for col in METADATA_COLUMNS:
+                    rows[col] += meta[col].tolist()
+                _keep_snippets(snippets, meta, w_raw, w_clean, t0, rate, config.images)
+            done += d - c
+            if progress:
+                progress("veto", done, total)
+    metadata = {c: np.asarray(v) for c, v in rows.items()}
+    if not len(metadata["gps"]):
+        metadata = _empty_metadata()
+    ifo = strain_channel.split(":", 1)[0]
+    known = _merged(known)
+    flags = veto_flags(metadata, known, ifo, pad=vs.pad) if known else []
+    paths = {}
+    if flags:
+        paths = write_flags(flags, output / "flags" / "gwtwin-veto", overwrite=True)
+    _write_metadata(output / "metadata.csv", metadata)
+    curves = accuracy_curves(metadata)
+    _write_columns(output / "accuracy.csv", curves)
+    trig_dir = output / "triggers"
+    trig_dir.mkdir(parents=True, exist_ok=True)
+    span = (known[0][0], known[-1][1]) if known else (0.0, 0.0)
+    for name, channel in (("raw", strain_channel), ("cleaned", cleaned_channel)):
+        table = np.concatenate(tables[name]) if tables[name] else _empty_triggers()
+        write_triggers(
+            trig_dir / f"{name}.h5",
+            Triggers({channel: table}, span, {"snr_threshold": vs.trigger_snr}),
+            overwrite=True,
+        )
+    images = _write_images(snippets, output, config, rate) if config.images else []
+    figures = {}
+    if known:
+        for short, flag in zip(FLAG_NAMES, flags, strict=True):
+            sel = _population(metadata, short)
+            figures[short] = veto_figures(
+                np.asarray([[s[0], s[1]] for s in flag.active], float).reshape(-1, 2),
+                np.asarray(known, float),
+                metadata["gps"][sel],
+            )
+    counts = {
+        "glitches": int(len(metadata["gps"])),
+        "witnessed": int(np.sum(metadata["witnessed"])),
+        "cleaned": int(np.sum(metadata["cleaned"])),
+        "cleaning_failed": int(np.sum(metadata["witnessed"] & ~metadata["cleaned"])),
+        "unwitnessed": int(np.sum(~metadata["witnessed"])),
+    }
+    if skipped:
+        log(f"veto: {len(skipped)} stretch(es) shorter than {need:.1f} s not analysed: {skipped}")
+    log(
+        "glitches: {glitches} (witnessed {witnessed}, cleaned {cleaned}, cleaning failed "
+        "{cleaning_failed}, unwitnessed {unwitnessed})".format(**counts)
+    )
+    return {
+        "veto": {
+            "known": [list(s) for s in known],
+            "known_seconds": float(sum(b - a for a, b in known)),
+            "skipped_short_segments": [list(s) for s in _merged(skipped)],
+            "counts": counts,
+            "flags": {
+                name: {
+                    "active_seconds": float(
+                        sum(float(s[1] - s[0]) for s in f.active)  # gwpy segments
+                    ),
+                    **figures.get(name, {}),
+                }
+                for name, f in zip(FLAG_NAMES, flags, strict=False)
+            },
+            "flag_files": {k: [str(p.relative_to(output)) for p in v] for k, v in paths.items()},
+            "metadata": "metadata.csv",
+            "accuracy": "accuracy.csv",
+            "images": images,
+            "config": vs.model_dump(mode="json"),
+        }
+    }
+
+
+def _population(metadata, flag: str) -> np.ndarray:
+    """Glitches a flag is meant to catch (its efficiency denominator)."""
+    witnessed = np.asarray(metadata["witnessed"], bool)
+    if flag == "GWTWIN_WITNESSED":
+        return witnessed
+    if flag == "GWTWIN_CLEANING_FAILED":
+        return witnessed & ~np.asarray(metadata["cleaned"], bool)
+    return ~witnessed
+
+
+def _merged(spans):
+    out: list[list[float]] = []
+    for a, b in sorted(spans):
+        if out and a <= out[-1][1] + 1e-9:
+            out[-1][1] = max(out[-1][1], b)
+        else:
+            out.append([a, b])
+    return [(a, b) for a, b in out]
+
+
+def _empty_metadata():
+    out = {c: np.zeros(0) for c in METADATA_COLUMNS}
+    out["witnessed"] = np.zeros(0, bool)
+    out["cleaned"] = np.zeros(0, bool)
+    out["witness"] = np.zeros(0, str)
+    out["residual_area"] = np.zeros(0, np.int64)
+    return out
+
+
+def _empty_triggers():
+    from gwtwin.signal.triggers import TRIGGER_DTYPE
+
+    return np.zeros(0, dtype=TRIGGER_DTYPE)
+
+
+def _write_columns(path: Path, columns: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    names = list(columns)
+    with path.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(names)
+        for row in zip(*(np.asarray(columns[n]).tolist() for n in names), strict=True):
+            writer.writerow(row)
+
+
+def _write_metadata(path: Path, metadata) -> None:
+    out = dict(metadata)
+    for key in ("witnessed", "cleaned"):
+        out[key] = np.where(np.asarray(out[key], bool), "yes", "no")
+    _write_columns(path, out)
+
+
+def read_metadata(path) -> dict[str, np.ndarray]:
+    """Read ``metadata.csv`` back into typed columns."""
+    with Path(path).open() as f:
+        rows = list(csv.DictReader(f))
+    out = {}
+    for col in METADATA_COLUMNS:
+        values = [r[col] for r in rows]
+        if col in ("witnessed", "cleaned"):
+            out[col] = np.asarray([v == "yes" for v in values], bool)
+        elif col == "witness":
+            out[col] = np.asarray(values, str)
+        elif col == "residual_area":
+            out[col] = np.asarray(values, np.int64)
+        else:
+            out[col] = np.asarray(values, np.float64)
+    return out
+
+
+def _category(witnessed: bool, cleaned: bool) -> str:
+    if not witnessed:
+        return "unwitnessed"
+    return "cleaned" if cleaned else "cleaning failed"
+
+
+def _keep_snippets(snippets, meta, w_raw, w_clean, t0, rate, limit: int) -> None:
+    """Keep the loudest ``limit`` glitches of each category with +-SNIPPET s of whitened data."""
+    if limit <= 0:
+        return
+    half = int(round(SNIPPET * rate))
+    for k in range(len(meta["gps"])):
+        cat = _category(bool(meta["witnessed"][k]), bool(meta["cleaned"][k]))
+        i = int(round((meta["gps"][k] - t0) * rate))
+        if i - half < 0 or i + half > w_raw.size:
+            continue
+        row = {c: meta[c][k].item() for c in METADATA_COLUMNS}
+        entry = (row["snr_before"], row, w_raw[i - half : i + half], w_clean[i - half : i + half])
+        snippets[cat].append(entry)
+        snippets[cat].sort(key=lambda e: -e[0])
+        del snippets[cat][limit:]
+
+
+def _write_images(snippets, output: Path, config, rate) -> list[dict]:
+    """Real / predicted / cleaned Q-images and time series of sample glitches (PNG + TB)."""
+    from gwtwin.infer.images import glitch_figure
+
+    chosen = []
+    lists = [list(snippets[c]) for c in CATEGORIES]
+    while len(chosen) < config.images and any(lists):
+        for cat, items in zip(CATEGORIES, lists, strict=True):
+            if items and len(chosen) < config.images:
+                chosen.append((cat, *items.pop(0)))
+    folder = output / "images"
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob("glitch-*.png"):
+        old.unlink()
+    writer = None
+    if config.tensorboard and chosen:
+        from torch.utils.tensorboard import SummaryWriter
+
+        writer = SummaryWriter(str(output / "tensorboard"))
+    out = []
+    import matplotlib.pyplot as plt
+
+    for k, (cat, _, row, w_raw, w_clean) in enumerate(chosen):
+        fig = glitch_figure(w_raw, w_clean, rate, row, cat, config.veto)
+        name = f"glitch-{row['gps']:.3f}.png"
+        fig.savefig(folder / name, dpi=90)
+        if writer is not None:
+            writer.add_figure(f"glitches/{cat}", fig, global_step=k)
+        plt.close(fig)
+        out.append({"file": f"images/{name}", "category": cat, **row})
+    if writer is not None:
+        writer.close()
+    return out
