@@ -23,18 +23,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[test]"
 	touch $(STAMP)
 
-STRAIN_TRIGGERS := $(DEMO_DIR)/scan/triggers/V1-Hrec_hoft_4096Hz.h5
-
-# the pipeline so far on the built-in scenario (2048 s): simulate, select witnesses, build the
-# training set (the last 308 s held out), train + register the model, write the report
+# the whole pipeline on the built-in scenario (2048 s): simulate, select witnesses, build the
+# training set (the last 308 s held out), train + register the model, clean every frame, score the
+# cleaning on the held-out time against the truth, write the report (configs/demo.yaml)
 demo: install
-	$(BIN)/gwtwin simulate --output $(DEMO_DIR)/simulation --quicklook $(DEMO_DIR)/quicklook.png
-	$(BIN)/gwtwin scan $(DEMO_DIR)/simulation --output $(DEMO_DIR)/scan
-	$(BIN)/gwtwin dataset $(DEMO_DIR)/simulation --selected $(DEMO_DIR)/scan/selected_channels.json \
-		--triggers $(STRAIN_TRIGGERS) --config configs/demo-dataset.yaml --output $(DEMO_DIR)/dataset.h5
-	$(BIN)/gwtwin train $(DEMO_DIR)/dataset.h5 --workdir $(DEMO_DIR)/train
-	$(BIN)/gwtwin report $(DEMO_DIR)
-	@echo "demo outputs in $(DEMO_DIR): simulation/, scan/, dataset.h5, train/ (MLflow + TensorBoard), report/index.html"
+	$(BIN)/gwtwin run configs/demo.yaml --run-dir $(DEMO_DIR)
+	@echo "report: $(abspath $(DEMO_DIR))/report/index.html (open it in a browser; no server needed)"
 
 lint: install
 	$(BIN)/ruff check src tests benchmarks

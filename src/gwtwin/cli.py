@@ -345,6 +345,13 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("version", type=int, help="model version")
             p.add_argument("alias", help="alias to set, e.g. production")
         p.set_defaults(func=_cmd_models)
+
+    from gwtwin.cli_clean import add_parsers as add_clean_parsers  # gwtwin clean, evaluate
+    from gwtwin.cli_run import add_parsers as add_run_parsers  # gwtwin config, gwtwin run
+
+    add_clean_parsers(sub)
+
+    add_run_parsers(sub)
     return parser
 
 

@@ -62,6 +62,7 @@ from gwtwin.signal.conditioning import (
     condition_witnesses,
     fit_conditioning,
 )
+from gwtwin.signal.conditioning_spec import fringe_lowpass_edge
 from gwtwin.signal.filters import resample_settle
 from gwtwin.signal.scan import resolve_frames
 from gwtwin.signal.whitening import whiten_edge_size
@@ -219,6 +220,8 @@ def build_dataset(
         (resample_settle(r, model_rate).duration for r in rates.values() if r != model_rate),
         default=0.0,
     )
+    if cfg.conditioning.fringe_lowpass:
+        edge += fringe_lowpass_edge(model_rate)
     pad_s = math.ceil(edge)
     context_s = cfg.qimage.context if cfg.kind == "qimage" else 0.0
     need_ns = int(round((pad_s + context_s) * NS))
@@ -289,6 +292,7 @@ def build_dataset(
         highpass=cfg.conditioning.highpass,
         harmonics=cfg.conditioning.harmonics,
         wavelength=cfg.conditioning.wavelength,
+        fringe_lowpass=cfg.conditioning.fringe_lowpass,
         transforms=cfg.conditioning.transforms,
     )
     del fit_data

@@ -60,7 +60,9 @@ class EvaluateConfig(BaseModel):
     quiet_pad: float = Field(2.0, ge=0)  # glitch-free = this far from any strain event
     fftlength: float = Field(4.0, gt=0)  # ASD-ratio Welch segments
     band: tuple[float, float] = (10.0, 1000.0)
-    line_width: float = Field(1.0, ge=0)  # Hz each side of a witnessed power line
+    #: Hz each side of a witnessed power line; None: the largest continuous modulation frequency
+    #: of the simulated coupling (its sidebands) plus two Welch bins
+    line_width: float | None = Field(None, ge=0)
     snr_max: float = Field(50.0, gt=0)  # residual criterion population: SNR <= snr_max
     residual_limit: float = Field(5.0, gt=0)
     flag_snr: float = Field(8.0, ge=0)
@@ -97,15 +99,19 @@ def load_evaluate_config(source=None, overrides: dict | None = None) -> Evaluate
     return validate_config(EvaluateConfig, data, where)
 
 
-def _witnessed_lines(simulation: Path) -> list[float]:
-    """Frequencies of the continuously coupled (witnessed) power lines of the simulation."""
+def _witnessed_lines(simulation: Path, config: EvaluateConfig) -> tuple[list[float], float]:
+    """Frequencies of the continuously coupled (witnessed) power lines of the simulation and
+    the half-width (Hz) their modulation sidebands occupy."""
     from gwtwin.simulate import load_config
 
     cfg = load_config(simulation / "config.yaml")
     pl = cfg.powerline
     if not pl.enabled:
-        return []
-    return [pl.mains_frequency * (2 * k + 1) for k in range(1 + len(pl.harmonics))]
+        return [], 0.0
+    width = config.line_width
+    if width is None:
+        width = max(pl.modulation_frequencies, default=0.0) + 2.0 / config.fftlength
+    return [pl.mains_frequency * (2 * k + 1) for k in range(1 + len(pl.harmonics))], width
 
 
 def _spans_intersect(a, b):
@@ -217,8 +223,8 @@ def evaluate_run(simulation, clean, output, config: EvaluateConfig | None = None
         safety, ("id", "gps_peak", "snr_optimal", "snr_before", "snr_after", "snr_loss")
     )
     summary = summarise_scores(merged, snr_max=config.snr_max, residual_limit=config.residual_limit)
-    lines = _witnessed_lines(simulation)
-    asd = _asd_summary(freqs, p_quiet, n_quiet, p_all, n_all, config, lines)
+    lines, width = _witnessed_lines(simulation, config)
+    asd = _asd_summary(freqs, p_quiet, n_quiet, p_all, n_all, config, lines, width)
     flags = _flag_figures(clean, table, config, ifo, read_flags)
     headline = _headline(summary, inj_rows, asd, flags)
     result = {
@@ -260,14 +266,14 @@ def _concat(parts: list[dict], keys) -> dict:
     return {k: np.concatenate([np.asarray(p[k]) for p in parts]) for k in keys}
 
 
-def _asd_summary(freqs, p_quiet, n_quiet, p_all, n_all, config, lines):
+def _asd_summary(freqs, p_quiet, n_quiet, p_all, n_all, config, lines, width):
     with np.errstate(divide="ignore", invalid="ignore"):
         quiet = np.sqrt(p_quiet[0] / p_quiet[1]) if n_quiet else np.full(freqs.size, np.nan)
         overall = np.sqrt(p_all[0] / p_all[1]) if n_all else np.full(freqs.size, np.nan)
     band = (freqs >= config.band[0]) & (freqs <= config.band[1])
     near_line = np.zeros(freqs.size, bool)
     for f0 in lines:
-        near_line |= np.abs(freqs - f0) <= config.line_width
+        near_line |= np.abs(freqs - f0) <= width
     other = band & ~near_line
 
     def stats(values, mask):
@@ -286,6 +292,7 @@ def _asd_summary(freqs, p_quiet, n_quiet, p_all, n_all, config, lines):
         "n_segments_overall": int(n_all),
         "fftlength": config.fftlength,
         "witnessed_lines": lines,
+        "line_width": width,
         "quiet_all_bins": stats(quiet, band),
         "quiet_off_lines": stats(quiet, other),
         "quiet_at_lines": stats(quiet, band & near_line),
@@ -421,16 +428,8 @@ def _plots(output: Path, scores: dict, asd: dict, config, lines) -> None:
         bottom = np.zeros(edges.size - 1)
         for k, f in enumerate(fams):  # stacked by hand (gwpy's Axes.hist takes one array)
             counts, _ = np.histogram(scores["residual_snr"][scores["family"] == f], edges)
-            ax.bar(
-                edges[:-1],
-                counts,
-                np.diff(edges),
-                bottom=bottom,
-                align="edge",
-                label=f,
-                color=f"C{k}",
-            )
-            bottom += counts
+            ax.stairs(bottom + counts, edges, baseline=bottom, fill=True, label=f, color=f"C{k}")
+            bottom = bottom + counts
         ax.axvline(config.residual_limit, color="k", ls="--", lw=0.8)
         ax.legend(fontsize=8)
     ax.set_xlabel("residual SNR after cleaning")

@@ -7,9 +7,9 @@ report of a partial run shows what has been done. The run directory layout (``gw
 - ``simulation/`` (``summary.json``, ``catalogue.csv``), ``quicklook.png``: the scenario;
 - ``triggers.h5``: Q-tile triggers per channel (``gwtwin triggers``);
 - ``scan/``: channel selection (``channels.csv``, ``rounds.json``, ``plots/``, flags);
-- ``train/``: training (``result.json``, the MLflow store, TensorBoard events).
-
-Later steps (cleaning, evaluation) add their own builders here.
+- ``train/``: training (``result.json``, the MLflow store, TensorBoard events);
+- ``clean/``: cleaning and veto (``clean.json``, ``metadata.csv``, flags, glitch images);
+- ``evaluate/``: the cleaning scored against truth (``evaluate.json``, plots).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from gwtwin.errors import GwtwinError
+from gwtwin.report.cleaning import cleaning_section, evaluation_section
 from gwtwin.report.html import Report
 
 SectionBuilder = Callable[[Report, Path], bool]
@@ -238,7 +239,14 @@ def _training(report: Report, run: Path) -> bool:
 
 
 #: section builders, in page order
-SECTIONS: list[SectionBuilder] = [_scenario, _triggers, _selection, _training]
+SECTIONS: list[SectionBuilder] = [
+    _scenario,
+    _triggers,
+    _selection,
+    _training,
+    evaluation_section,
+    cleaning_section,
+]
 
 
 def build_report(run_dir: str | os.PathLike, output: str | os.PathLike | None = None) -> Path:

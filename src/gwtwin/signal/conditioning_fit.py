@@ -83,6 +83,7 @@ def fit_conditioning(
     highpass: float | None = 10.0,
     harmonics: int = 2,
     wavelength: float = WAVELENGTH,
+    fringe_lowpass: float | None = 10.0,
     transforms: Mapping[str, str] | None = None,
 ) -> ConditioningSpec:
     """Fit the conditioning of strain and witnesses on training data.
@@ -108,6 +109,9 @@ def fit_conditioning(
         Fringe harmonics for length channels.
     wavelength : float
         Laser wavelength, m.
+    fringe_lowpass : float or None
+        Low-pass corner (Hz) of length witnesses before the fringe phase (default 10 Hz; see
+        :func:`~gwtwin.signal.conditioning_spec.fringe_lowpass_taps`); None: raw displacement.
     transforms : mapping channel -> {"standardise", "fringe"}, optional
         Override the choice made from units.
 
@@ -187,7 +191,7 @@ def fit_conditioning(
             x = _trimmed(b, sample_rate)
             if x.shape[-1] == 0:
                 continue
-            rows = _raw_features(x, w, _Opts(wavelength, harmonics))
+            rows = _raw_features(x, w, _Opts(wavelength, harmonics, sample_rate, fringe_lowpass))
             mean = rows.mean(dim=-1)
             total += mean * rows.shape[-1]
             square += ((rows - mean[:, None]) ** 2).sum(dim=-1) + mean**2 * rows.shape[-1]
@@ -219,6 +223,7 @@ def fit_conditioning(
         highpass=None if highpass is None else float(highpass),
         wavelength=float(wavelength),
         harmonics=int(harmonics),
+        fringe_lowpass=None if not fringe_lowpass else float(fringe_lowpass),
         fitted_on={
             "gps_start_ns": span0,
             "gps_end_ns": span1,

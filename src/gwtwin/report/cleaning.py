@@ -1,0 +1,229 @@
+"""Report sections of the cleaning (``clean/``) and of its evaluation against truth."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from gwtwin.report.html import Report
+
+
+def _accuracy_plot(path: Path, folder: Path) -> Path | None:
+    import csv
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    with path.open() as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        return None
+    thr = np.array([float(r["threshold"]) for r in rows])
+    folder.mkdir(parents=True, exist_ok=True)
+    fig, ax = plt.subplots(figsize=(7, 3.6), constrained_layout=True)
+    for key, label in (("veto_accuracy", "veto accuracy"), ("denoising_accuracy", "denoising")):
+        values = np.array([float(r[key]) if r[key] not in ("", "nan") else np.nan for r in rows])
+        ax.plot(thr, values, marker=".", label=label)
+    ax.set_xlabel("SNR$^2$ threshold")
+    ax.set_ylabel("accuracy")
+    ax.set_ylim(0, 1.02)
+    ax.legend()
+    ax.set_title("Glitchflow accuracy curves from the per-glitch metadata")
+    out = folder / "accuracy.png"
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    return out
+
+
+def cleaning_section(report: Report, run: Path) -> bool:
+    clean = run / "clean"
+    path = clean / "clean.json"
+    if not path.is_file():
+        return False
+    from gwtwin.infer.glitches import read_metadata
+
+    info = json.loads(path.read_text())
+    veto = info.get("veto", {})
+    counts = veto.get("counts", {})
+    report.section("Cleaning and veto")
+    model = info.get("model", {})
+    report.paragraph(
+        f"{info['cleaned_channel']} = {info['strain_channel']} minus the witness prediction of "
+        f"{model.get('uri') or 'the given model'} (channels {', '.join(model.get('channels', []))})"
+        f"; {info['seconds']:g} s in {len(info['segments'])} segment(s), cleaning applied over "
+        f"{info['cleaning_applied_seconds']:g} s (the first and last {info['context_seconds']} s "
+        "of each segment lack the context a prediction needs). The predicted noise is written "
+        f"as {info['prediction_channel']}."
+    )
+    report.metrics(
+        {
+            "glitches (SNR >= threshold)": counts.get("glitches"),
+            "witnessed": counts.get("witnessed"),
+            "cleaned": counts.get("cleaned"),
+            "cleaning failed": counts.get("cleaning_failed"),
+            "unwitnessed": counts.get("unwitnessed"),
+            "cleaning speed [x real time]": info.get("speed_x_real_time"),
+        }
+    )
+    flags = veto.get("flags", {})
+    report.table(
+        [
+            {
+                "flag": name,
+                "active [s]": f.get("active_seconds"),
+                "efficiency": f.get("efficiency"),
+                "deadtime": f.get("deadtime"),
+                "efficiency / deadtime": f.get("efficiency_over_deadtime"),
+            }
+            for name, f in flags.items()
+        ],
+        ["flag", "active [s]", "efficiency", "deadtime", "efficiency / deadtime"],
+        caption="Data-quality flags (efficiency over the strain glitches each flag targets, "
+        "as classified by the metadata)",
+        table_id="flags",
+    )
+    meta_path = clean / "metadata.csv"
+    if meta_path.is_file():
+        meta = read_metadata(meta_path)
+        columns = [
+            "gps",
+            "frequency",
+            "snr_before",
+            "snr_after",
+            "predicted_snr",
+            "residual_snr2",
+            "residual_area",
+            "witnessed",
+            "cleaned",
+            "witness",
+        ]
+        rows = [
+            {c: (("yes" if v else "no") if isinstance(v, (bool, np.bool_)) else v) for c, v in r}
+            for r in ([(c, meta[c][k].item()) for c in columns] for k in range(len(meta["gps"])))
+        ]
+        report.table(
+            rows,
+            columns,
+            caption="Per-glitch metadata (click a header to sort)",
+            table_id="metadata",
+        )
+    acc = clean / "accuracy.csv"
+    if acc.is_file():
+        png = _accuracy_plot(acc, report.directory / "_plots")
+        if png is not None:
+            report.figure(png, "Veto and denoising accuracy vs SNR² threshold")
+    for image in veto.get("images", []):
+        png = clean / image["file"]
+        if png.is_file():
+            report.figure(
+                png,
+                f"{image['category']}: GPS {image['gps']:.3f}, real / predicted / cleaned",
+            )
+    links = {"clean.json": report.relative(path)}
+    for name in ("metadata.csv", "accuracy.csv"):
+        if (clean / name).is_file():
+            links[name] = report.relative(clean / name)
+    for files in veto.get("flag_files", {}).values():
+        for f in files:
+            links[Path(f).name] = report.relative(clean / f)
+    if (clean / "frames").is_dir():
+        links["cleaned frames"] = report.relative(clean / "frames")
+    report.links(links)
+    return True
+
+
+def evaluation_section(report: Report, run: Path) -> bool:
+    folder = run / "evaluate"
+    path = folder / "evaluate.json"
+    if not path.is_file():
+        return False
+    result = json.loads(path.read_text())
+    report.section("Cleaning against truth")
+    report.paragraph(
+        f"Scored over GPS [{result['span'][0]:.0f}, {result['span'][1]:.0f}) "
+        f"({result['seconds']:g} s"
+        + (
+            "; held-out time that no training or validation window touched)"
+            if result["span"][0] is not None
+            else ")"
+        )
+        + ". Excess power removed = 1 - |w(coupled - prediction)|² / |w(coupled)|² per "
+        "catalogue glitch, with the truth of the witnessed couplings; the ASD ratio compares "
+        "cleaned and raw strain on the same Welch segments."
+    )
+    criteria = result.get("criteria", {})
+    values, passed = {}, {}
+    for name, c in criteria.items():
+        value = c["value"]
+        if isinstance(value, list):
+            value = f"[{value[0]:.3f}, {value[1]:.3f}]"
+        values[name] = value
+        if c["pass"] is not None:
+            passed[name] = c["pass"]
+    report.metrics(values, passed)
+    glitches = result.get("glitches", {})
+    report.table(
+        [
+            {"family": fam, **{k: v for k, v in s.items()}}
+            for fam, s in glitches.items()
+            if fam != "criteria"
+        ],
+        [
+            "family",
+            "count",
+            "median_fraction_removed",
+            "residual_below_limit",
+            "median_residual_snr",
+        ],
+        caption="Witnessed glitches per family (residual_below_limit: share with residual "
+        "SNR < 5 among those with SNR <= 50)",
+        table_id="families",
+    )
+    asd = result.get("asd_ratio", {})
+    report.table(
+        [
+            {"stretches": key.replace("_", " "), **v}
+            for key, v in asd.items()
+            if isinstance(v, dict) and "min" in v
+        ],
+        ["stretches", "min", "max", "outside_0.98_1.02"],
+        caption=f"ASD ratio cleaned / raw over {asd.get('band')} Hz "
+        f"({asd.get('n_segments_quiet')} glitch-free and {asd.get('n_segments_overall')} "
+        f"Welch segments in all; witnessed lines {asd.get('witnessed_lines')} Hz)",
+        table_id="asd",
+    )
+    flags = result.get("flags", {})
+    report.table(
+        [{"flag": k, **v} for k, v in flags.items()],
+        ["flag", "population", "efficiency", "deadtime", "efficiency_over_deadtime", "n_glitches"],
+        caption="Flags against the truth catalogue",
+        table_id="truth_flags",
+    )
+    inj = result.get("injections", {})
+    if inj.get("id"):
+        report.table(
+            [{k: inj[k][i] for k in inj} for i in range(len(inj["id"]))],
+            list(inj),
+            caption="Injected signals: SNR before and after cleaning",
+            table_id="injections",
+        )
+    captions = {
+        "asd_ratio.png": "ASD ratio cleaned / raw (glitch-free stretches and overall)",
+        "residual_snr.png": "Residual SNR of witnessed glitches after cleaning",
+        "fraction_removed.png": "Fraction of excess power removed per glitch",
+    }
+    for name, caption in captions.items():
+        if (folder / name).is_file():
+            report.figure(folder / name, caption)
+    report.links(
+        {
+            name: report.relative(folder / name)
+            for name in ("evaluate.json", "per_glitch.csv", "injections.csv", "asd_ratio.csv")
+            if (folder / name).is_file()
+        }
+    )
+    return True

@@ -1,0 +1,125 @@
+"""``gwtwin evaluate`` over frames, on oracle cleanings of the shared glitch scenario.
+
+The oracle subtracts the truth of the witnessed couplings (the best possible model): every
+witnessed glitch loses all its excess power, injections lose nothing, glitch-free stretches keep
+their ASD off the witnessed power lines and lose the continuous mains coupling at them.  The
+"do nothing" cleaning (cleaned = raw) must score zero everywhere.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from gwtwin.cli import main
+from gwtwin.data import Block, read
+from gwtwin.data.frames import write_frames
+from gwtwin.errors import ConfigError, GwtwinError
+from gwtwin.evaluate.run import EvaluateConfig, evaluate_run, load_evaluate_config
+
+STRAIN = "V1:Hrec_hoft_4096Hz"
+CLEANED = STRAIN + "_GWTWIN"
+
+
+def _fake_clean(scenario, directory, subtract: np.ndarray):
+    """A clean-step output directory whose cleaned strain is ``raw - subtract``."""
+    raw = read(scenario["dir"] / "frames", [STRAIN]).block
+    cleaned = Block(
+        raw.data - torch.from_numpy(subtract)[None], raw.t0_ns, raw.sample_rate, (CLEANED,)
+    )
+    write_frames(cleaned, directory / "frames", tag="GWTWIN_CLEANED", frame_length=64)
+    span = [raw.span[0], raw.span[1]]
+    (directory / "clean.json").write_text(
+        json.dumps(
+            {
+                "strain_channel": STRAIN,
+                "cleaned_channel": CLEANED,
+                "segments": [span],
+                "cleaning_applied": [span],
+            }
+        )
+    )
+    return directory
+
+
+@pytest.fixture(scope="module")
+def oracle(glitch_scenario, tmp_path_factory):
+    s = glitch_scenario
+    clean = _fake_clean(s, tmp_path_factory.mktemp("oracle-clean"), s["coupled"])
+    out = tmp_path_factory.mktemp("oracle-eval")
+    # the scenario is dense: short quiet stretches need short Welch segments
+    config = EvaluateConfig(quiet_pad=0.5, fftlength=2.0)
+    return evaluate_run(s["dir"], clean, out, config, log=str), out
+
+
+def test_oracle_removes_all_witnessed_power(oracle):
+    result, out = oracle
+    glitches = result["glitches"]
+    assert glitches["all"]["count"] >= 10
+    assert glitches["all"]["median_fraction_removed"] == pytest.approx(1.0, abs=1e-9)
+    assert glitches["all"]["residual_below_limit"] == 1.0
+    for family in ("scatter", "em", "powerline"):
+        assert glitches[family]["count"] >= 2
+    h = result["headline"]
+    # the oracle takes nothing of the signals; what it subtracts is glitch power, whose chance
+    # overlap with an injection's template in this dense scenario moves the matched SNR a bit
+    assert abs(h["injection_max_snr_loss"]) < 0.01
+    inj = result["injections"]
+    assert len(inj["id"]) == 3
+    np.testing.assert_allclose(inj["snr_after"], inj["snr_before"], rtol=0.01)
+    crit = result["criteria"]
+    assert crit["median_fraction_removed >= 0.9"]["pass"]
+    assert crit["injection SNR loss < 1%"]["pass"]
+    for name in ("per_glitch.csv", "injections.csv", "asd_ratio.csv", "asd_ratio.png"):
+        assert (out / name).stat().st_size > 0
+
+
+def test_oracle_asd_ratio_no_added_noise_and_lines_removed(oracle):
+    result, _ = oracle
+    asd = result["asd_ratio"]
+    assert asd["witnessed_lines"] == [50.0, 150.0, 250.0]
+    assert asd["line_width"] == pytest.approx(2.3 + 1.0)
+    assert asd["n_segments_quiet"] >= 5
+    # the oracle removes exactly the coupled noise: nothing else changes off the lines...
+    assert 0.98 <= asd["quiet_off_lines"]["min"] <= asd["quiet_off_lines"]["max"] <= 1.02
+    assert result["criteria"]["quiet ASD ratio in [0.98, 1.02] off the witnessed lines"]["pass"]
+    # ... and the continuous mains coupling is gone at the lines
+    assert asd["quiet_at_lines"]["min"] < 0.5
+
+
+def test_doing_nothing_scores_zero(glitch_scenario, tmp_path):
+    s = glitch_scenario
+    clean = _fake_clean(s, tmp_path / "clean", np.zeros_like(s["raw"]))
+    config = EvaluateConfig(quiet_pad=0.5, fftlength=2.0)
+    result = evaluate_run(s["dir"], clean, tmp_path / "eval", config, log=str)
+    assert result["glitches"]["all"]["median_fraction_removed"] == pytest.approx(0.0, abs=1e-9)
+    asd = result["asd_ratio"]
+    assert asd["quiet_all_bins"]["min"] == pytest.approx(1.0)
+    assert asd["quiet_all_bins"]["max"] == pytest.approx(1.0)
+    assert result["headline"]["injection_max_snr_loss"] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_evaluate_cli_and_errors(glitch_scenario, oracle, tmp_path):
+    s = glitch_scenario
+    clean = _fake_clean(s, tmp_path / "clean", s["coupled"])
+    start = s["t0"] + 64
+    code = main(
+        ["evaluate", str(s["dir"]), str(clean), "-o", str(tmp_path / "ev"), "--start", str(start)]
+    )
+    assert code == 0
+    result = json.loads((tmp_path / "ev" / "evaluate.json").read_text())
+    assert result["span"][0] == start
+    assert 0 < result["glitches"]["all"]["count"] < oracle[0]["glitches"]["all"]["count"]
+    with pytest.raises(GwtwinError, match="gwtwin evaluate needs .*clean.json"):
+        evaluate_run(s["dir"], tmp_path, tmp_path / "x", log=str)
+    with pytest.raises(GwtwinError, match=r"truth exists only for simulated data"):
+        evaluate_run(clean, clean, tmp_path / "x", log=str)
+    with pytest.raises(GwtwinError, match="does not overlap the cleaned segments"):
+        evaluate_run(s["dir"], clean, tmp_path / "x", EvaluateConfig(start=1e10), log=str)
+    with pytest.raises(ConfigError, match=r"quiet_pd: unknown key \(allowed here: .*quiet_pad"):
+        load_evaluate_config({"quiet_pd": 1})
+    with pytest.raises(ConfigError, match=r"fftlength: .*greater than 0.*found: -1"):
+        load_evaluate_config({"fftlength": -1})
