@@ -249,14 +249,19 @@ def test_clean_cli_with_registered_model(scenario, tmp_path):
     """``gwtwin clean`` with ``models:/NAME@ALIAS`` from an embedded MLflow registry."""
     import mlflow
 
-    from gwtwin.train.tracking import ensure_experiment, log_twin, tracking_uri_for
+    from gwtwin.train.tracking import (
+        artifact_location_for,
+        ensure_experiment,
+        log_twin,
+        tracking_uri_for,
+    )
 
     src, twin = scenario
     workdir = tmp_path / "train"
     workdir.mkdir()
     uri = tracking_uri_for(workdir)
     mlflow.set_tracking_uri(uri)
-    experiment = ensure_experiment(uri, "gwtwin-test", None)
+    experiment = ensure_experiment(uri, "gwtwin-test", artifact_location_for(workdir))
     with mlflow.start_run(experiment_id=experiment) as run:
         run_id = run.info.run_id
     logged = log_twin(twin, run_id=run_id, tracking_uri=uri, registered_model_name="tiny-twin")

@@ -24,15 +24,16 @@ CHANNELS = ["V1:Hrec_hoft_4096Hz", "V1:ENV_CEB_MAG_N", "V1:ENV_CEB_SEIS_N"]
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
+    """The whole pipeline of configs/run-tiny.yaml (simulate ... clean, evaluate, report), plus
+    a `gwtwin triggers` file, in one run directory (~1 min)."""
+    from gwtwin.config import load_run_config
+    from gwtwin.run import run_pipeline
     from gwtwin.signal.scan import triggers_from_frames
     from gwtwin.signal.triggers import write_triggers
-    from gwtwin.simulate import Simulator, load_config
-    from gwtwin.simulate.quicklook import quicklook
 
     run = tmp_path_factory.mktemp("run")
-    config = load_config(Path(__file__).parents[2] / "configs" / "simulate-tiny.yaml")
-    Simulator(config).run(run / "simulation", workers=1, progress=False)
-    quicklook(run / "simulation", run / "quicklook.png", config)
+    config = load_run_config(Path(__file__).parents[2] / "configs" / "run-tiny.yaml")
+    run_pipeline(config, run, log=lambda line: None, progress=False)
     write_triggers(run / "triggers.h5", triggers_from_frames(run / "simulation", CHANNELS))
     return run
 
@@ -40,8 +41,20 @@ def tiny_run(tmp_path_factory):
 def test_report_has_every_section(tiny_run):
     index = build_report(tiny_run)
     page = index.read_text()
-    for anchor in ('id="scenario"', 'id="triggers"', 'id="channels"', 'id="catalogue"'):
-        assert anchor in page
+    for anchor in (
+        'id="scenario"',
+        'id="triggers"',
+        'id="channels"',
+        'id="catalogue"',
+        'id="channel-selection"',
+        'id="training"',
+        'id="cleaning-against-truth"',
+        'id="cleaning-and-veto"',
+        'id="metadata"',
+        'id="families"',
+        'id="flags"',
+    ):
+        assert anchor in page, anchor
     assets = sorted(p.name for p in (index.parent / "assets").iterdir())
     assert "quicklook.png" in assets and any(a.startswith("triggers-") for a in assets)
     assert 'href="../simulation/catalogue.csv"' in page  # links into the run, relative
@@ -108,12 +121,13 @@ def test_report_renders_in_headless_chromium(tiny_run):
         driver.get(index.resolve().as_uri())
         assert driver.title == "gwtwin run report"
         # tables rendered with rows
-        for ident in ("channels", "catalogue", "triggers"):
+        for ident in ("channels", "catalogue", "triggers", "selection", "families", "flags"):
             rows = driver.find_elements(By.CSS_SELECTOR, f"#{ident} tbody tr")
             assert len(rows) > 0, ident
-        # every image loaded (decoded, non-zero size)
+        # every image loaded (decoded, non-zero size): quick look, triggers, selection plots,
+        # evaluation plots, accuracy curves, glitch panels
         images = driver.find_elements(By.TAG_NAME, "img")
-        assert len(images) >= 2
+        assert len(images) >= 8
         for img in images:
             ok = driver.execute_script(
                 "return arguments[0].complete && arguments[0].naturalWidth > 0", img
