@@ -95,3 +95,22 @@ def test_filter_corners_checked():
         load_config(None, {"em": {"filter": {"frequencies": [20.0]}}})
     with pytest.raises(ConfigError, match=r"below the strain Nyquist frequency \(2048 Hz\)"):
         load_config(None, {"em": {"filter": {"frequencies": [20.0, 3000.0]}}})
+
+
+def test_instrument_seed_fixes_the_hidden_constants_not_the_events():
+    from gwtwin.simulate.events import Catalogue
+
+    def draw(seed, instrument_seed):
+        c = SimulationConfig.model_validate(
+            {"duration": 256, "seed": seed, "instrument_seed": instrument_seed}
+        )
+        cat = Catalogue(c)
+        return cat._scatter_phases, [(e.family, e.peak_ns) for e in cat.events]
+
+    phases_1, events_1 = draw(1, None)
+    phases_2, events_2 = draw(2, None)
+    assert phases_1 != phases_2 and events_1 != events_2  # another seed: another detector
+    same_2, events_same_2 = draw(2, 7)
+    same_3, events_same_3 = draw(3, 7)
+    assert same_2 == same_3 != phases_2  # one instrument...
+    assert events_same_2 == events_2 and events_same_3 != events_2  # ...other events

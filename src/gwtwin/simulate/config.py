@@ -147,7 +147,11 @@ class EMConfig(_Model):
     witness: str = "ENV_CEB_MAG_N"
     witness_rate: PositiveFloat = 4096.0
     witness_unit: str = "T"
-    witness_noise_asd: PositiveFloat = 1e-12  # T / sqrt(Hz), white
+    #: T / sqrt(Hz), white: a search-coil magnetometer (~10 fT/sqrt(Hz) above 10 Hz); its noise
+    #: times the coupling (1e-25 / sqrt(Hz)) stays ~50x below the strain noise, as for the
+    #: magnetometers used to clean or veto magnetic glitches (a noisier sensor would see the
+    #: glitches at a lower SNR than strain does and could not clean them)
+    witness_noise_asd: PositiveFloat = 1e-14
     coupling: PositiveFloat = 1e-11  # strain per tesla in the pass band
     delay: float = 0.004  # s, witness -> strain
     filter: FilterConfig = Field(default_factory=FilterConfig)
@@ -281,6 +285,10 @@ class SimulationConfig(_Model):
     duration: Annotated[int, Field(gt=0)] = 2048  # s
     frame_length: Annotated[int, Field(gt=0)] = 64  # s per file
     seed: Annotated[int, Field(ge=0)] = 1
+    #: seed of the instrument's hidden constants (the scattered-light fringe phases, which no
+    #: witness shows); None: ``seed``.  Give two scenarios the same instrument_seed and different
+    #: seeds for other stretches of the same detector (held-out tests of a trained model)
+    instrument_seed: Annotated[int, Field(ge=0)] | None = None
     format: Literal["gwf", "hdf5"] = "gwf"
     tag: str = "GWTWIN"
     #: guard time (s) kept free around every strain glitch, so truth is per glitch

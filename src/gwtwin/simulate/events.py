@@ -297,7 +297,11 @@ class Catalogue:
         sc = cfg.scatter
         rng = rng_for(cfg.seed, "catalogue", "scatter")
         self._scatter_bg = self.scatter_background()
-        self._scatter_phases = rng.uniform(0, 2 * math.pi, size=len(sc.bounce_amplitudes)).tolist()
+        phases = rng.uniform(0, 2 * math.pi, size=len(sc.bounce_amplitudes))
+        if cfg.instrument_seed is not None:  # the instrument's own constants, not the events'
+            inst = rng_for(cfg.instrument_seed, "instrument", "scatter")
+            phases = inst.uniform(0, 2 * math.pi, size=len(sc.bounce_amplitudes))
+        self._scatter_phases = phases.tolist()
         lam_um = sc.wavelength * 1e6
         witness = cfg.channel(sc.witness)
         for _ in range(_count(sc.rate, cfg.duration, rng)):
