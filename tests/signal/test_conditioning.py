@@ -122,13 +122,13 @@ def test_witnesses_standardised_and_fringe_features_exact(data, spec):
     # reference: scipy's resample_poly of x (um -> m), low-passed with scipy's firwin at the
     # spec's corner for the phase, then sin/cos(4 pi n x / lambda); away from the FIR's edges
     w = spec.witnesses[0]
-    assert spec.fringe_lowpass == 10.0
+    assert spec.fringe_lowpass == 5.0
     disp = scipy.signal.resample_poly(wit[0].numpy()[0], 4, 1, window=("kaiser", 5.0))
-    taps = scipy.signal.firwin(1025, 10.0, fs=1024)
+    taps = scipy.signal.firwin(2049, 5.0, fs=1024, window=("kaiser", 8.0))
     slow = scipy.signal.fftconvolve(disp, taps, mode="same")
     phase = 4 * np.pi * slow * 1e-6 / 1.064e-6
-    inner = slice(512, -512)
-    for row, ref in enumerate([disp, np.sin(phase), np.cos(phase), np.sin(2 * phase)]):
+    inner = slice(1024, -1024)
+    for row, ref in enumerate([slow, np.sin(phase), np.cos(phase), np.sin(2 * phase)]):
         got = x[row].numpy() * w.std[row] + w.mean[row]
         np.testing.assert_allclose(got[inner], ref[inner], atol=1e-9 * max(1, np.abs(ref).max()))
     # without the low-pass the phase is the raw displacement's
@@ -289,7 +289,7 @@ def test_fit_refuses_bad_inputs(data):
 
 def test_edges_cover_the_filters(spec):
     # whitening FIR 2 s (2047 samples exact edge at 1024 Hz) + 10 / 128 s of the slowest
-    # channel's resampling + the fringe low-pass half length (512 samples); the inverse FIR is
+    # channel's resampling + the fringe low-pass half length (1024 samples); the inverse FIR is
     # 4 s long
-    assert spec.condition_edge_duration == pytest.approx(2047 / 1024 + 10 / 128 + 512 / 1024)
+    assert spec.condition_edge_duration == pytest.approx(2047 / 1024 + 10 / 128 + 1024 / 1024)
     assert spec.edge_duration == pytest.approx(4095 / 1024 + 10 / 128)

@@ -288,3 +288,19 @@ def test_cuda_matches_cpu(short_data):
     cpu = qtransform_image(torch.from_numpy(x).float(), fs, tres=0.01)
     gpu = qtransform_image(torch.from_numpy(x).float().cuda(), fs, tres=0.01)
     torch.testing.assert_close(gpu.energy.cpu(), cpu.energy, rtol=1e-3, atol=1e-3)
+
+
+def test_window_cache_tells_tilings_of_one_duration_apart():
+    """Two Q tilings of the same duration and rate but another frequency range must not share
+    cached windows (they once did: the veto's residual images, then a training set's images,
+    failed with a shape mismatch)."""
+    rng = np.random.default_rng(5)
+    x = torch.from_numpy(rng.standard_normal((1, 32 * 4096)))
+    qtransform_image(x, 4096, qrange=(4, 32), frange=(10, 1000), tres=0.05, nfreq=32)
+    second = qtransform_image(x, 4096, qrange=(4, 32), frange=(20, 1000), tres=0.05, nfreq=32)
+    from gwtwin.signal import qkernel
+
+    qkernel._WINDOW_CACHE.clear()
+    qkernel._PLAN_CACHE.clear()
+    fresh = qtransform_image(x, 4096, qrange=(4, 32), frange=(20, 1000), tres=0.05, nfreq=32)
+    torch.testing.assert_close(second.energy, fresh.energy)

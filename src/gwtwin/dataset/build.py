@@ -62,7 +62,7 @@ from gwtwin.signal.conditioning import (
     condition_witnesses,
     fit_conditioning,
 )
-from gwtwin.signal.conditioning_spec import fringe_lowpass_edge
+from gwtwin.signal.conditioning_spec import fringe_lowpass_edge, length_scale
 from gwtwin.signal.filters import resample_settle
 from gwtwin.signal.scan import resolve_frames
 from gwtwin.signal.whitening import whiten_edge_size
@@ -130,14 +130,18 @@ def _join_abutting(blocks: list[Block]) -> list[Block]:
     return out
 
 
-def _probe(frames: Path, channels: Sequence[str], start_ns: int) -> dict[str, float]:
-    """Native rate of each channel (one second read)."""
+def _probe(
+    frames: Path, channels: Sequence[str], start_ns: int, units: dict | None = None
+) -> dict[str, float]:
+    """Native rate of each channel (one second read); fills ``units`` when given."""
     datas = _read(frames, channels, start_ns, start_ns + NS)
     rates = {}
     for c, d in datas.items():
         if d.sample_rate is None:
             raise GwtwinError(f"cannot tell the sample rate of {c} from {frames}")
         rates[c] = float(d.sample_rate)
+        if units is not None:
+            units[c] = d.units[0] if d.units else ""
     return rates
 
 
@@ -209,7 +213,8 @@ def build_dataset(
         raise GwtwinError(f"the GPS span [{lo / NS}, {hi / NS}) holds no whole second")
     splits = make_splits(span, cfg.valid_fraction, cfg.valid_span)
     first = min((f.start_ns for f in files if f.end_ns > span[0]), default=span[0])
-    rates = _probe(frames, channels, max(span[0], first))
+    units: dict[str, str] = {}
+    rates = _probe(frames, channels, max(span[0], first), units)
     _check_selected_rates(selection, rates, frames)
     model_rate = cfg.conditioning.sample_rate
     for r in rates.values():
@@ -220,7 +225,13 @@ def build_dataset(
         (resample_settle(r, model_rate).duration for r in rates.values() if r != model_rate),
         default=0.0,
     )
-    if cfg.conditioning.fringe_lowpass:
+    cond = cfg.conditioning
+    fringe = [
+        c
+        for c in witnesses
+        if cond.transforms.get(c, "fringe" if length_scale(units.get(c, "")) else "") == "fringe"
+    ]
+    if cond.fringe_lowpass and cond.harmonics and fringe:
         edge += fringe_lowpass_edge(model_rate)
     pad_s = math.ceil(edge)
     context_s = cfg.qimage.context if cfg.kind == "qimage" else 0.0

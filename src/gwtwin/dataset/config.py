@@ -28,7 +28,7 @@ class ConditioningConfig(_Model):
     harmonics: int = Field(2, ge=0, description="fringe harmonics of length channels")
     wavelength: float = Field(1.064e-6, gt=0, description="laser wavelength, m")
     fringe_lowpass: float | None = Field(
-        10.0, gt=0, description="low-pass corner of length witnesses before the fringe phase, Hz"
+        5.0, gt=0, description="low-pass corner of length witnesses before the fringe phase, Hz"
     )
     transforms: dict[str, Literal["standardise", "fringe"]] = Field(default_factory=dict)
     fit_duration: float | None = Field(

@@ -9,6 +9,9 @@ whitening of each piece (median Welch PSD of the raw strain):
 - **per witnessed glitch** (catalogue families scatter, em, powerline; the truth of the coupled
   noise is ``TRUTH_SCATTER + TRUTH_EM + TRUTH_POWERLINE``): SNR, residual SNR and fraction of
   excess power removed (:func:`gwtwin.evaluate.metrics.score_glitches`), summarised per family;
+  glitches and injections not wholly inside the time a prediction was subtracted (the clean
+  step's ``cleaning_applied``: not the first and last context seconds of a data segment) are
+  left out and listed (``outside_cleaned_time``);
 - **signal safety**: each injection's SNR before and after, and the fraction lost;
 - **ASD ratio** cleaned/raw on the same Welch segments, over glitch-free stretches (``quiet_pad``
   seconds away from any strain glitch or injection, and where a prediction was applied) and over
@@ -166,6 +169,7 @@ def evaluate_run(simulation, clean, output, config: EvaluateConfig | None = None
     truth_names = [f"{ifo}:TRUTH_{f.upper()}" for f in (*WITNESSED_FAMILIES, "injection")]
     scores: list[dict] = []
     safety: list[dict] = []
+    outside: list[int] = []  # catalogue ids left out: not wholly inside the cleaned time
     p_quiet = p_all = None
     n_quiet = n_all = 0
     freqs = None
@@ -194,10 +198,20 @@ def evaluate_run(simulation, clean, output, config: EvaluateConfig | None = None
                 peak = np.asarray(events["gps_peak"], np.float64)
                 return events[(peak >= c) & (peak < d)]
 
-            ev = _core(witnessed_ev)
+            def _applied(events):
+                """Events wholly inside the time a prediction was subtracted."""
+                lo = np.asarray(events["gps_start"], np.float64) - config.pad
+                hi = np.asarray(events["gps_end"], np.float64) + config.pad
+                ok = np.zeros(len(events), bool)
+                for a, b in applied:
+                    ok |= (lo >= a) & (hi <= b)
+                outside.extend(np.asarray(events["id"])[~ok].tolist())
+                return events[ok]
+
+            ev = _applied(_core(witnessed_ev))
             if len(ev):
                 scores.append(score_glitches(r, cl, coupled, t0, whiten, ev, pad=config.pad))
-            ij = _core(injections)
+            ij = _applied(_core(injections))
             if len(ij):
                 safety.append(injection_safety(r, cl, inj, t0, whiten, ij))
             edge = whiten.edge_size / rate
@@ -232,6 +246,7 @@ def evaluate_run(simulation, clean, output, config: EvaluateConfig | None = None
         "evaluated": [list(s) for s in spans],
         "seconds": float(sum(b - a for a, b in spans)),
         "glitches": summary,
+        "outside_cleaned_time": outside,
         "injections": {k: np.asarray(v).tolist() for k, v in inj_rows.items()},
         "asd_ratio": asd["summary"],
         "flags": flags,

@@ -83,7 +83,7 @@ def fit_conditioning(
     highpass: float | None = 10.0,
     harmonics: int = 2,
     wavelength: float = WAVELENGTH,
-    fringe_lowpass: float | None = 10.0,
+    fringe_lowpass: float | None = 5.0,
     transforms: Mapping[str, str] | None = None,
 ) -> ConditioningSpec:
     """Fit the conditioning of strain and witnesses on training data.
@@ -110,7 +110,7 @@ def fit_conditioning(
     wavelength : float
         Laser wavelength, m.
     fringe_lowpass : float or None
-        Low-pass corner (Hz) of length witnesses before the fringe phase (default 10 Hz; see
+        Low-pass corner (Hz) of length witnesses before the fringe phase (default 5 Hz; see
         :func:`~gwtwin.signal.conditioning_spec.fringe_lowpass_taps`); None: raw displacement.
     transforms : mapping channel -> {"standardise", "fringe"}, optional
         Override the choice made from units.

@@ -270,9 +270,12 @@ def _plan(tiling: QTiling, batch: int, n_min: int, itemsize: int, max_memory: in
 
 def _windows(chunk: _Chunk, spec: torch.Tensor, tiling: QTiling) -> torch.Tensor:
     """The chunk's half windows, from a cache of at most ``WINDOW_CACHE_BYTES``."""
-    key = (
+    key = (  # the whole tiling: two tilings of one duration and rate differ in their planes
         tiling.duration,
         tiling.sample_rate,
+        tiling.qrange,
+        tiling.frange,
+        tiling.mismatch,
         chunk.plane,
         chunk.n,
         int(chunk.rows[0]),
