@@ -22,6 +22,7 @@ import torch
 from gwtwin.data import Block, read
 from gwtwin.data.flags import write_flags
 from gwtwin.evaluate.metrics import Whitener, veto_figures
+from gwtwin.infer.clean import _merge_spans as _merged
 from gwtwin.infer.veto import (
     FLAG_NAMES,
     METADATA_COLUMNS,
@@ -226,16 +227,6 @@ def _population(metadata, flag: str) -> np.ndarray:
     if flag == "GWTWIN_CLEANING_FAILED":
         return witnessed & ~np.asarray(metadata["cleaned"], bool)
     return ~witnessed
-
-
-def _merged(spans):
-    out: list[list[float]] = []
-    for a, b in sorted(spans):
-        if out and a <= out[-1][1] + 1e-9:
-            out[-1][1] = max(out[-1][1], b)
-        else:
-            out.append([a, b])
-    return [(a, b) for a, b in out]
 
 
 def _empty_metadata():
