@@ -64,11 +64,12 @@ def test_oracle_removes_all_witnessed_power(oracle):
     for family in ("scatter", "em", "powerline"):
         assert glitches[family]["count"] >= 2
     h = result["headline"]
-    # the oracle takes nothing of the signals; what it subtracts is glitch power, whose chance
-    # overlap with an injection's template in this dense scenario moves the matched SNR a bit
-    assert abs(h["injection_max_snr_loss"]) < 0.01
+    # the oracle takes nothing of the signals: what it subtracts is glitch power; the matched
+    # SNRs move a little where a glitch overlaps an injection in this dense scenario
+    assert abs(h["injection_max_snr_loss"]) < 1e-9
     inj = result["injections"]
     assert len(inj["id"]) == 3
+    np.testing.assert_allclose(inj["snr_loss"], 0, atol=1e-9)
     np.testing.assert_allclose(inj["snr_after"], inj["snr_before"], rtol=0.01)
     crit = result["criteria"]
     assert crit["median_fraction_removed >= 0.9"]["pass"]
@@ -99,7 +100,10 @@ def test_doing_nothing_scores_zero(glitch_scenario, tmp_path):
     asd = result["asd_ratio"]
     assert asd["quiet_all_bins"]["min"] == pytest.approx(1.0)
     assert asd["quiet_all_bins"]["max"] == pytest.approx(1.0)
-    assert result["headline"]["injection_max_snr_loss"] == pytest.approx(0.0, abs=1e-12)
+    # leaving the glitches in differs from the ideal cleaning only where one overlaps a signal
+    inj = result["injections"]
+    np.testing.assert_allclose(inj["snr_after"], inj["snr_before"], atol=1e-12)
+    assert abs(result["headline"]["injection_max_snr_loss"]) < 0.01
 
 
 def test_evaluate_cli_and_errors(glitch_scenario, oracle, tmp_path):

@@ -16,8 +16,9 @@ the part of the glitch left after cleaning is ``coupled - (raw - cleaned)``, and
 - ``fraction_removed = 1 - residual_snr**2 / snr**2`` (the fraction of excess power removed; it
   is negative when cleaning adds power).
 
-Signal safety uses the injection truth ``h``: ``snr_loss = <w(raw - cleaned), w(h)> / |w(h)|**2``,
-the fraction of the injection's SNR the cleaning took away (noise-free, so exact).
+Signal safety uses the injection truth ``h``: ``snr_loss = <w(raw - cleaned - coupled), w(h)> /
+|w(h)|**2``, the fraction of the injection's SNR the cleaning took away beyond the witnessed
+glitches (noise-free, so exact; without ``coupled``, everything subtracted counts).
 The ASD ratio compares cleaned and raw on the *same* Welch segments (Hann, 50 % overlap), taken
 only where no strain glitch or injection is (the "no added noise" test) and over the whole span.
 """
@@ -148,11 +149,20 @@ def summarise_scores(scores: dict, *, snr_max: float = 50.0, residual_limit: flo
     return out
 
 
-def injection_safety(raw, cleaned, injection, t0: float, whitener: Whitener, events):
-    """Per injection: optimal SNR, SNR before/after cleaning, and the fractional SNR loss."""
+def injection_safety(raw, cleaned, injection, t0: float, whitener: Whitener, events, coupled=None):
+    """Per injection: optimal SNR, matched SNR before/after cleaning, and the SNR loss.
+
+    ``snr_before`` and ``snr_after`` are the matched-filter SNRs (template = the injection) in
+    raw and cleaned strain: a glitch overlapping the signal moves them when it is cleaned.
+    ``snr_loss`` is the share of the signal's SNR that the cleaning itself took: the projection
+    onto the template of what was subtracted, less the truth of the witnessed couplings when
+    ``coupled`` is given (removing a glitch that overlaps a signal takes nothing of the signal;
+    an oracle cleaning scores exactly 0).
+    """
     raw, cleaned, injection = (np.asarray(a, dtype=np.float64) for a in (raw, cleaned, injection))
     w_h = whitener(injection)
     w_raw, w_pred = whitener(raw), whitener(raw - cleaned)
+    w_err = w_pred if coupled is None else w_pred - whitener(np.asarray(coupled, np.float64))
     lo, hi = _windows(
         t0,
         whitener.sample_rate,
@@ -177,13 +187,13 @@ def injection_safety(raw, cleaned, injection, t0: float, whitener: Whitener, eve
         if norm2 <= 0:
             continue
         before = float(np.dot(w_raw[a:b], w_h[a:b])) / np.sqrt(norm2)
-        taken = float(np.dot(w_pred[a:b], w_h[a:b])) / norm2
+        after = before - float(np.dot(w_pred[a:b], w_h[a:b])) / np.sqrt(norm2)
         rows["id"].append(int(events["id"][k]))
         rows["gps_peak"].append(float(events["gps_peak"][k]))
         rows["snr_optimal"].append(np.sqrt(norm2))
         rows["snr_before"].append(before)
-        rows["snr_after"].append(before - taken * np.sqrt(norm2))
-        rows["snr_loss"].append(taken)
+        rows["snr_after"].append(after)
+        rows["snr_loss"].append(float(np.dot(w_err[a:b], w_h[a:b])) / norm2)
     return {k: np.asarray(v) for k, v in rows.items()}
 
 

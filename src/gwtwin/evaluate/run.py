@@ -12,7 +12,9 @@ whitening of each piece (median Welch PSD of the raw strain):
   glitches and injections not wholly inside the time a prediction was subtracted (the clean
   step's ``cleaning_applied``: not the first and last context seconds of a data segment) are
   left out and listed (``outside_cleaned_time``);
-- **signal safety**: each injection's SNR before and after, and the fraction lost;
+- **signal safety**: each injection's matched SNR before and after, and the fraction of its SNR
+  the cleaning took beyond the witnessed glitches (the subtracted prediction less the coupled
+  truth, projected on the signal: removing a glitch that overlaps a signal is not a loss);
 - **ASD ratio** cleaned/raw on the same Welch segments, over glitch-free stretches (``quiet_pad``
   seconds away from any strain glitch or injection, and where a prediction was applied) and over
   everything.  The simulated power-line coupling is *continuous* (the mains line modulated by the
@@ -213,7 +215,7 @@ def evaluate_run(simulation, clean, output, config: EvaluateConfig | None = None
                 scores.append(score_glitches(r, cl, coupled, t0, whiten, ev, pad=config.pad))
             ij = _applied(_core(injections))
             if len(ij):
-                safety.append(injection_safety(r, cl, inj, t0, whiten, ij))
+                safety.append(injection_safety(r, cl, inj, t0, whiten, ij, coupled=coupled))
             edge = whiten.edge_size / rate
             core = [(max(c, t0 + edge), min(d, g1 - edge))]
             quiet = quiet_segments(core[0], in_strain, config.quiet_pad)
