@@ -49,6 +49,9 @@ bench: install
 	$(BIN)/python benchmarks/bench_select.py
 	$(BIN)/python benchmarks/bench_dataset.py
 	$(BIN)/python benchmarks/bench_train.py
+	test -f $(DEMO_DIR)/train/result.json || $(MAKE) demo
+	$(BIN)/python benchmarks/bench_clean.py --run-dir $(DEMO_DIR)
+	$(BIN)/python benchmarks/bench_heldout.py --run-dir $(DEMO_DIR)
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .ruff_cache
