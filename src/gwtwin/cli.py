@@ -7,20 +7,8 @@ import sys
 from pathlib import Path
 
 from gwtwin.errors import GwtwinError
-
-
-def _progress_bar(console, quiet: bool):
-    """The rich progress bar every long command shows (description, bar, done/total, time)."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
-
-    return Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        disable=quiet,
-    )
+from gwtwin.progress import progress_bar as _progress_bar
+from gwtwin.progress import stage_callback
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
@@ -142,15 +130,10 @@ def _cmd_dataset(args: argparse.Namespace) -> int:
     console = Console()
     config = load_dataset_config(args.config, kind=args.kind, triggers_file=args.triggers)
     bar = _progress_bar(console, args.quiet)
-    tasks: dict[str, int] = {}
-
-    def progress(stage: str, done: int, total: int) -> None:
-        if stage not in tasks:
-            tasks[stage] = bar.add_task(stage, total=total)
-        bar.update(tasks[stage], completed=done, total=total)
-
     with bar:
-        summary = build_dataset(args.source, args.selected, args.output, config, progress=progress)
+        summary = build_dataset(
+            args.source, args.selected, args.output, config, progress=stage_callback(bar)
+        )
     table = Table(title=f"{config.kind} dataset {summary.path}")
     for col in ("split", "windows", "glitch", "quiet"):
         table.add_column(col)

@@ -6,12 +6,12 @@ import argparse
 from pathlib import Path
 
 from gwtwin.errors import GwtwinError
+from gwtwin.progress import progress_bar, stage_callback
 
 
 def _cmd_clean(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from gwtwin.cli import _progress_bar
     from gwtwin.infer.clean import clean_frames, load_clean_config
     from gwtwin.train.tracking import tracking_uri_for
 
@@ -30,21 +30,14 @@ def _cmd_clean(args: argparse.Namespace) -> int:
             raise GwtwinError(f"{args.workdir} holds no mlflow.db: is it a `gwtwin train` workdir?")
         tracking = tracking_uri_for(args.workdir)
     console = Console()
-    bar = _progress_bar(console, args.quiet)
-    tasks: dict[str, int] = {}
-
-    def progress(stage: str, done: int, total: int) -> None:
-        if stage not in tasks:
-            tasks[stage] = bar.add_task(stage, total=total)
-        bar.update(tasks[stage], completed=done, total=total)
-
+    bar = progress_bar(console, args.quiet)
     with bar:
         summary = clean_frames(
             args.source,
             args.output,
             config,
             tracking_uri=tracking,
-            progress=progress,
+            progress=stage_callback(bar),
             log=console.print,
         )
     v = summary["veto"]

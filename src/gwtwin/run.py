@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from gwtwin.errors import ConfigError, GwtwinError
 from gwtwin.pipeline import Pipeline, RunResult, Step, StepContext, fingerprint
+from gwtwin.progress import stage_callback
 
 if TYPE_CHECKING:  # gwtwin.config imports every step's config (torch, lightning): not at start-up
     from gwtwin.config import RunConfig
@@ -58,29 +59,11 @@ def _strain_triggers(config: RunConfig) -> str:
 @contextmanager
 def _bar(enabled: bool):
     """The rich progress bar of the ``gwtwin`` commands (or nothing)."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+    from gwtwin.progress import progress_bar
 
-    bar = Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        disable=not enabled,
-    )
+    bar = progress_bar(quiet=not enabled)
     with bar:
         yield bar
-
-
-def _stages(bar) -> Callable[[str, int, int], None]:
-    """A ``progress(stage, done, total)`` callback drawing one bar per stage."""
-    tasks: dict[str, Any] = {}
-
-    def progress(stage: str, done: int, total: int) -> None:
-        if stage not in tasks:
-            tasks[stage] = bar.add_task(stage, total=total)
-        bar.update(tasks[stage], completed=done, total=total)
-
-    return progress
 
 
 def _console():
@@ -189,7 +172,7 @@ class _Steps:
                 ctx.path("scan/selected_channels.json"),
                 ctx.path("dataset.h5"),
                 cfg,
-                progress=_stages(bar),
+                progress=stage_callback(bar),
             )
         table = Table(title=f"{cfg.kind} dataset {summary.path}")
         for col in ("split", "windows", "glitch", "quiet"):
@@ -251,7 +234,7 @@ class _Steps:
                 self.config.clean,
                 model=model,
                 tracking_uri=tracking_uri,
-                progress=_stages(bar),
+                progress=stage_callback(bar),
                 log=ctx.log,
             )
 

@@ -49,6 +49,8 @@ from gwtwin.evaluate.metrics import (
     veto_figures,
     welch_powers,
 )
+from gwtwin.infer.clean import json_default
+from gwtwin.infer.glitches import write_columns
 
 EVALUATE_FILE = "evaluate.json"
 STRAIN_FAMILIES = (*WITNESSED_FAMILIES, "blip", "injection")  #: what shows in strain
@@ -79,29 +81,9 @@ class EvaluateConfig(BaseModel):
 def load_evaluate_config(source=None, overrides: dict | None = None) -> EvaluateConfig:
     """An :class:`EvaluateConfig` from YAML (whole file or its ``evaluate:`` section), a mapping
     or defaults; errors name the key and the value."""
-    import yaml
+    from gwtwin.simulate.config import load_section
 
-    from gwtwin.errors import ConfigError
-    from gwtwin.simulate.config import _merge, validate_config
-
-    where = "evaluate config"
-    if isinstance(source, EvaluateConfig):
-        data = source.model_dump()
-    elif source is None:
-        data = {}
-    elif isinstance(source, dict):
-        data = dict(source)
-    else:
-        path = Path(source)
-        if not path.is_file():
-            raise ConfigError(f"evaluate config file {path} does not exist")
-        data = yaml.safe_load(path.read_text()) or {}
-        if isinstance(data, dict) and isinstance(data.get("evaluate"), dict):
-            data = data["evaluate"]
-        where = str(path)
-    if overrides:
-        data = _merge(data, {k: v for k, v in overrides.items() if v is not None})
-    return validate_config(EvaluateConfig, data, where)
+    return load_section(EvaluateConfig, "evaluate", source, overrides)
 
 
 def _witnessed_lines(simulation: Path, config: EvaluateConfig) -> tuple[list[float], float]:
@@ -259,22 +241,14 @@ def evaluate_run(simulation, clean, output, config: EvaluateConfig | None = None
         "simulation": str(simulation),
     }
     output.mkdir(parents=True, exist_ok=True)
-    _write_csv(output / "per_glitch.csv", merged)
-    _write_csv(output / "injections.csv", inj_rows)
-    _write_csv(output / "asd_ratio.csv", asd["table"])
+    write_columns(output / "per_glitch.csv", merged)
+    write_columns(output / "injections.csv", inj_rows)
+    write_columns(output / "asd_ratio.csv", asd["table"])
     _plots(output, merged, asd, config, lines)
-    (output / EVALUATE_FILE).write_text(json.dumps(result, indent=1, default=_default))
+    (output / EVALUATE_FILE).write_text(json.dumps(result, indent=1, default=json_default))
     for key, value in headline.items():
         log(f"{key}: {value}")
     return result
-
-
-def _default(value):
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    raise TypeError(type(value).__name__)
 
 
 def _concat(parts: list[dict], keys) -> dict:
@@ -404,17 +378,6 @@ def _criteria(h: dict) -> dict:
             h["witnessed_flag_efficiency_over_deadtime"], lambda v: v >= 10
         ),
     }
-
-
-def _write_csv(path: Path, columns: dict) -> None:
-    import csv
-
-    names = list(columns)
-    with path.open("w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(names)
-        for row in zip(*(np.asarray(columns[n]).tolist() for n in names), strict=True):
-            writer.writerow(row)
 
 
 def _plots(output: Path, scores: dict, asd: dict, config, lines) -> None:

@@ -115,30 +115,9 @@ class CleanConfig(_Model):
 def load_clean_config(source=None, overrides: dict | None = None) -> CleanConfig:
     """A :class:`CleanConfig` from a YAML file (whole file or its ``clean:`` section), a
     mapping, or defaults; errors name the key and the value."""
-    import yaml
+    from gwtwin.simulate.config import load_section
 
-    from gwtwin.simulate.config import _merge, validate_config
-
-    if isinstance(source, CleanConfig):
-        data, where = source.model_dump(), "clean config"
-    elif source is None:
-        data, where = {}, "clean config (defaults)"
-    elif isinstance(source, dict):
-        data, where = dict(source), "clean config"
-    else:
-        path = Path(source)
-        if not path.is_file():
-            raise ConfigError(f"clean config file {path} does not exist")
-        try:
-            data = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path} is not valid YAML: {exc}") from None
-        if isinstance(data, dict) and isinstance(data.get("clean"), dict):
-            data = data["clean"]
-        where = str(path)
-    if overrides:
-        data = _merge(data, {k: v for k, v in overrides.items() if v is not None})
-    return validate_config(CleanConfig, data, where)
+    return load_section(CleanConfig, "clean", source, overrides)
 
 
 # -- frames in, frames out ------------------------------------------------------------------------
@@ -391,11 +370,11 @@ def clean_frames(
         description="time where gwtwin subtracted a witness prediction from strain",
     )
     write_flags([flag], output / "flags" / "cleaning-applied", overwrite=True)
-    (output / CLEAN_FILE).write_text(json.dumps(summary, indent=1, default=_json_default))
+    (output / CLEAN_FILE).write_text(json.dumps(summary, indent=1, default=json_default))
     return summary
 
 
-def _json_default(value):
+def json_default(value):
     if isinstance(value, (np.integer,)):
         return int(value)
     if isinstance(value, (np.floating,)):

@@ -161,7 +161,7 @@ def run_veto(
         paths = write_flags(flags, output / "flags" / "gwtwin-veto", overwrite=True)
     _write_metadata(output / "metadata.csv", metadata)
     curves = accuracy_curves(metadata)
-    _write_columns(output / "accuracy.csv", curves)
+    write_columns(output / "accuracy.csv", curves)
     trig_dir = output / "triggers"
     trig_dir.mkdir(parents=True, exist_ok=True)
     span = (known[0][0], known[-1][1]) if known else (0.0, 0.0)
@@ -244,7 +244,8 @@ def _empty_triggers():
     return np.zeros(0, dtype=TRIGGER_DTYPE)
 
 
-def _write_columns(path: Path, columns: dict) -> None:
+def write_columns(path: Path, columns: dict) -> None:
+    """Equal-length columns ``{name: values}`` as a CSV table with a header row."""
     path.parent.mkdir(parents=True, exist_ok=True)
     names = list(columns)
     with path.open("w", newline="") as f:
@@ -258,7 +259,7 @@ def _write_metadata(path: Path, metadata) -> None:
     out = dict(metadata)
     for key in ("witnessed", "cleaned"):
         out[key] = np.where(np.asarray(out[key], bool), "yes", "no")
-    _write_columns(path, out)
+    write_columns(path, out)
 
 
 def read_metadata(path) -> dict[str, np.ndarray]:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from gwtwin.infer.veto import METADATA_COLUMNS
 from gwtwin.report.html import Report
 
 
@@ -89,18 +90,7 @@ def cleaning_section(report: Report, run: Path) -> bool:
     meta_path = clean / "metadata.csv"
     if meta_path.is_file():
         meta = read_metadata(meta_path)
-        columns = [
-            "gps",
-            "frequency",
-            "snr_before",
-            "snr_after",
-            "predicted_snr",
-            "residual_snr2",
-            "residual_area",
-            "witnessed",
-            "cleaned",
-            "witness",
-        ]
+        columns = [c for c in METADATA_COLUMNS if c not in ("tstart", "tend")]
         rows = [
             {c: (("yes" if v else "no") if isinstance(v, (bool, np.bool_)) else v) for c, v in r}
             for r in ([(c, meta[c][k].item()) for c in columns] for k in range(len(meta["gps"])))

@@ -388,27 +388,43 @@ def validate_config(model: type[BaseModel], data, source: str = "config"):
         raise ConfigError("\n".join(lines)) from None
 
 
+def load_section(model: type[BaseModel], section: str, source=None, overrides=None, what=None):
+    """A config model from a YAML file (the whole file, or its ``section:`` mapping, so one run
+    YAML serves every command), a mapping, a model instance, or ``None`` (the defaults).
+
+    ``overrides`` are merged on top (nested dicts merge; ``None`` values are ignored). Errors
+    (:class:`ConfigError`) name the file, the key and the value.
+    """
+    what = what or section
+    where = f"{what} config"
+    if isinstance(source, BaseModel):
+        data = source.model_dump()
+    elif source is None:
+        data, where = {}, f"built-in {what} config"
+    elif isinstance(source, dict):
+        data = dict(source)
+    else:
+        path = Path(source)
+        where = str(path)
+        if not path.is_file():
+            raise ConfigError(f"{what} config {path} does not exist")
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path} is not valid YAML: {exc}") from None
+        if isinstance(data, dict) and isinstance(data.get(section), dict):
+            data = data[section]
+    if overrides:
+        data = _merge(data, {k: v for k, v in overrides.items() if v is not None})
+    return validate_config(model, data, where)
+
+
 def load_config(path: str | Path | None = None, overrides: dict | None = None) -> SimulationConfig:
     """Read a simulation YAML (the whole file, or its ``simulate:`` section).
 
     ``None`` gives the built-in defaults.  ``overrides`` are merged on top (nested dicts merge).
     """
-    data: dict = {}
-    source = "built-in simulation config"
-    if path is not None:
-        path = Path(path)
-        source = str(path)
-        if not path.is_file():
-            raise ConfigError(f"simulation config {path} does not exist")
-        try:
-            data = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path} is not valid YAML: {exc}") from None
-        if isinstance(data, dict) and "simulate" in data and isinstance(data["simulate"], dict):
-            data = data["simulate"]
-    if overrides:
-        data = _merge(data, overrides)
-    return validate_config(SimulationConfig, data, source)
+    return load_section(SimulationConfig, "simulate", path, overrides, "simulation")
 
 
 def _merge(base: dict, extra: dict) -> dict:
