@@ -25,7 +25,7 @@ from gwtwin.infer.clean import CleanConfig, clean_frames, load_clean_config
 from gwtwin.infer.glitches import read_metadata
 from gwtwin.infer.predict import GridPredictor
 from gwtwin.models import TwinModel, build_model
-from gwtwin.signal.conditioning import fit_conditioning
+from gwtwin.signal.conditioning import fit_conditioning, whitening_kernel
 from gwtwin.simulate import SimulationConfig, Simulator
 
 START = 1_400_000_000
@@ -74,11 +74,15 @@ def scenario(tmp_path_factory):
         sample_rate=RATE,
         window_duration=WINDOW,
         target_duration=TARGET,
+        linear_filter_size=whitening_kernel(spec).numel(),
         **SMALL_TD,
     )
     with torch.no_grad():  # a visible prediction: scale the untrained output up
         for p in net.parameters():
             p.mul_(1.5)
+    # and a linear stage through the strain's whitening, as training fits it
+    coef = 0.05 * torch.randn(spec.n_features, net.linear_taps, dtype=torch.float64)
+    net.set_linear_stage(coef, whitening_kernel(spec))
     twin = TwinModel(net, spec, window_duration=WINDOW, target_duration=TARGET)
     return out, twin
 

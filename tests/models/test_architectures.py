@@ -72,10 +72,12 @@ def test_witness_td_shapes_and_defaults():
 
 
 def _randomise(net):
-    """Give the zero-initialised FiLM layer weights so the context path counts too."""
+    """Give the zero-initialised FiLM layer and decoder (zero with a linear stage) weights so
+    every path counts."""
     torch.manual_seed(0)
     with torch.no_grad():
         net.film.weight.normal_(0, 0.1)
+        net.decode.weight.normal_(0, 0.1)
         net.fir.normal_(0, 0.1)
     return net
 

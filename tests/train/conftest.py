@@ -36,6 +36,9 @@ SMALL_TD = {
     "context_layers": 2,
     "fir_duration": 0.25,
     "fir_channels": 2,
+    # the linear stage's whitening filter (+-1 s) does not fit the 1 s margin of 4 s windows;
+    # it is tested on its own (tests/train/test_linear.py) and in the tiny pipeline run
+    "linear_taps": 0,
 }
 
 

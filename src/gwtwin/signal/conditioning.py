@@ -83,6 +83,7 @@ __all__ = [
     "length_scale",
     "median_psd",
     "uncondition_strain",
+    "whitening_kernel",
 ]
 
 
@@ -192,6 +193,35 @@ def condition_strain(data, spec: ConditioningSpec) -> torch.Tensor:
         detrend=None,
         nfft=spec.nfft,
     )
+
+
+def whitening_kernel(spec: ConditioningSpec) -> torch.Tensor:
+    """The whitening of :func:`condition_strain` as centred correlation taps, unit peak.
+
+    Returns float64 taps ``k`` of odd length ``2 c + 1`` such that, away from the data's ends,
+    ``condition_strain``'s whitening of ``x`` is ``s * sum_j k[j] x[t + j - c]`` for one
+    constant ``s`` (the taps are normalised to ``max |k| = 1``): the form the models' FFT
+    correlation (:func:`gwtwin.models.witness_td.fft_conv_same`) applies.  Taken from the
+    impulse response of the very same whitening call, so its centring and truncation match the
+    target's to rounding.
+    """
+    size = fir_size(spec.sample_rate, spec.fduration)
+    c = size // 2 + 1  # half-length covering every lag of an even or odd FIR
+    n = max(spec.nfft, 4 * (2 * c + 1))
+    n0 = n // 2
+    impulse = torch.zeros(n, dtype=torch.float64)
+    impulse[n0] = 1.0
+    f = torch.tensor(spec.psd_frequencies, dtype=torch.float64)
+    p = torch.tensor(spec.psd_values, dtype=torch.float64)
+    response = whiten(
+        impulse, (f, p), spec.sample_rate, spec.fduration, spec.highpass, detrend=None, nfft=spec.nfft
+    )
+    # y[t] = sum_i response[n0 + i] x[t - i]  ->  correlation taps k[j] = response[n0 + c - j]
+    taps = response[n0 - c : n0 + c + 1].flip(0)
+    peak = float(taps.abs().max())
+    if not np.isfinite(peak) or peak == 0.0:
+        raise GwtwinError("the conditioning's whitening filter is zero or not finite")
+    return taps / peak
 
 
 def uncondition_strain(prediction, spec: ConditioningSpec) -> torch.Tensor:

@@ -21,12 +21,13 @@ import torch
 
 from gwtwin.dataset import WindowDataset, read_attrs
 from gwtwin.errors import ConfigError, GwtwinError
-from gwtwin.models import TwinModel, build_model, model_config
+from gwtwin.models import TwinModel, build_model, model_config, model_parameters
 from gwtwin.models.twin import ModelSpecMismatchError
-from gwtwin.signal.conditioning import ConditioningSpec
+from gwtwin.signal.conditioning import ConditioningSpec, whitening_kernel
 from gwtwin.train import tracking
 from gwtwin.train.config import TrainConfig, load_train_config
 from gwtwin.train.data import WindowDataModule
+from gwtwin.train.linear import fit_linear_stage
 from gwtwin.train.losses import qimage_loss, whitened_mse
 from gwtwin.train.metrics import excess_power_metrics, veto_accuracy, window_power
 from gwtwin.train.modules import QImageModule, TimeDomainModule
@@ -119,7 +120,9 @@ def checkpoint_callbacks(dirpath: str | Path):
     return best, last
 
 
-def _model_kwargs(name: str, attrs: dict, n_features: int, user: dict) -> dict:
+def _model_kwargs(
+    name: str, attrs: dict, n_features: int, user: dict, spec: ConditioningSpec | None = None
+) -> dict:
     kwargs = dict(user)
     derived: dict[str, Any] = {"in_channels": n_features}
     if FAMILIES.get(name) == "timeseries":
@@ -128,6 +131,8 @@ def _model_kwargs(name: str, attrs: dict, n_features: int, user: dict) -> dict:
             window_duration=float(attrs["window_duration"]),
             target_duration=float(attrs["target_duration"]),
         )
+        if spec is not None and "linear_filter_size" in model_parameters(name):
+            derived["linear_filter_size"] = int(whitening_kernel(spec).numel())
     for key, value in derived.items():
         if key in kwargs and kwargs[key] != value:
             raise ModelSpecMismatchError(
@@ -274,9 +279,13 @@ def train(
         seed=cfg.seed,
     )
     dm.setup("fit")
-    net = build_model(name, **_model_kwargs(name, attrs, len(features), cfg.model_kwargs))
+    net = build_model(name, **_model_kwargs(name, attrs, len(features), cfg.model_kwargs, spec))
     if cfg.output_filter_init == "whitening" and hasattr(net, "set_output_filter"):
         net.set_output_filter(_whitening_taps(spec))
+    linear_stage = None
+    if getattr(net, "linear_taps", 0) and resume is None:
+        # closed-form MISO Wiener filter first; the network then learns what it leaves
+        linear_stage = fit_linear_stage(net, dm.train, whitening_kernel(spec))
     arch = model_config(net)
     hparams = {"model": arch, "dataset": str(Path(dataset).resolve())}
     module_cls = TimeDomainModule if kind == "timeseries" else QImageModule
@@ -404,6 +413,9 @@ def train(
         for key, value in result_metrics.items():
             if value == value:
                 c.log_metric(run_id, f"best_val_{key}", float(value))
+        if linear_stage is not None:  # share of the training target the linear stage explains
+            c.log_metric(run_id, "linear_stage_explained", linear_stage["explained"])
+            result_metrics["linear_stage_explained"] = linear_stage["explained"]
         c.log_metric(run_id, "train_windows_per_second", wps)
         c.log_metric(run_id, "seconds_per_epoch", per_epoch)
         c.log_text(run_id, cfg.dump(), "train-config.yaml")
