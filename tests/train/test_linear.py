@@ -137,3 +137,65 @@ def test_linear_stage_errors(spec):
     bad = [{"witness": torch.zeros(2, 2048), "target": torch.zeros(2048)}]
     with pytest.raises(GwtwinError, match="windows hold 2 features, the model expects 3"):
         fit_linear_stage(net, bad, kernel)
+
+
+def test_linear_only_features_bypass_the_network():
+    net = _small(linear_only=[0, 2])
+    with torch.no_grad():
+        net.decode.weight.normal_(0, 0.1)  # a network output that depends on its inputs
+    assert net.hparams_["linear_only"] == [0, 2]
+    assert net.prod_a.in_channels == 1  # the network sees feature 1 only
+    x = torch.randn(1, 3, int(WINDOW * RATE))
+    x2 = x.clone()
+    x2[:, [0, 2]] = torch.randn(1, 2, x.shape[-1])
+    with torch.no_grad():
+        torch.testing.assert_close(net(x2), net(x))  # unfitted linear stage: no path for them
+        x3 = x.clone()
+        x3[:, 1] += 1.0
+        assert not torch.allclose(net(x3), net(x))
+    with pytest.raises(ConfigError, match="linear_taps=0 disables it"):
+        _small(linear_taps=0, linear_only=[0])
+    with pytest.raises(ConfigError, match="must index the 3 input features"):
+        _small(linear_only=[3])
+    with pytest.raises(ConfigError, match="leaves no feature for the network"):
+        _small(linear_only=[0, 1, 2])
+
+
+def test_training_puts_fringe_features_in_the_linear_stage_only():
+    from gwtwin.signal.conditioning import ConditioningSpec
+    from gwtwin.train.run import _linear_only, _model_kwargs
+
+    spec = ConditioningSpec.from_dict(
+        {
+            "strain_channel": "X1:STRAIN",
+            "strain_rate": 4096.0,
+            "strain_unit": "strain",
+            "witnesses": [
+                {"name": "X1:MAG", "sample_rate": 4096.0, "unit": "T", "transform": "standardise",
+                 "features": ["X1:MAG"], "mean": [0.0], "std": [1.0]},
+                {"name": "X1:DISP", "sample_rate": 256.0, "unit": "um", "transform": "fringe",
+                 "features": ["X1:DISP", "X1:DISP:sin1", "X1:DISP:cos1"],
+                 "mean": [0.0, 0.0, 0.0], "std": [1.0, 1.0, 1.0], "metres": 1e-6},
+                {"name": "X1:ASC", "sample_rate": 128.0, "unit": "", "transform": "standardise",
+                 "features": ["X1:ASC"], "mean": [0.0], "std": [1.0]},
+            ],
+            "psd_frequencies": [0.0, 512.0],
+            "psd_values": [1.0, 1.0],
+            "sample_rate": 1024.0,
+            "fftlength": 4.0,
+            "fduration": 2.0,
+            "highpass": 10.0,
+            "wavelength": 1.064e-6,
+            "harmonics": 1,
+        }
+    )
+    assert _linear_only(spec, ["fringe"], []) == [1, 2, 3]
+    assert _linear_only(spec, [], ["X1:A*"]) == [4]
+    assert _linear_only(spec, ["fringe"], ["X1:MAG"]) == [0, 1, 2, 3]
+    attrs = {"sample_rate": 1024.0, "window_duration": 8.0, "target_duration": 4.0}
+    kw = _model_kwargs("witness_td", attrs, 5, {}, spec, ["fringe"], [])
+    assert kw["linear_only"] == [1, 2, 3] and kw["linear_filter_size"] % 2 == 1
+    assert "linear_only" not in _model_kwargs("witness_td", attrs, 5, {"linear_taps": 0}, spec, ["fringe"], [])
+    with pytest.warns(UserWarning, match="cover every feature; the network sees all of them"):
+        kw = _model_kwargs("witness_td", attrs, 5, {}, spec, ["fringe", "standardise"], [])
+    assert "linear_only" not in kw

@@ -150,6 +150,10 @@ class WitnessTD(nn.Module):
         Length of the fixed filter before those FIRs (the strain's whitening as correlation
         taps, :func:`gwtwin.signal.conditioning.whitening_kernel`; odd; 0: none).  Training
         sets it from the dataset.
+    linear_only : list of int, optional
+        Features that feed only the linear stage, not the network (training sets the features
+        of fringe-conditioned witnesses here: scattered light is linear in them, and a network
+        seeing them added 2-4 % of a scattered-light glitch's power back as error).
     """
 
     def __init__(
@@ -172,6 +176,7 @@ class WitnessTD(nn.Module):
         activation: str = "gelu",
         linear_taps: int = 33,
         linear_filter_size: int = 0,
+        linear_only: list[int] | None = None,
     ):
         super().__init__()
         self.hparams_ = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
@@ -194,6 +199,24 @@ class WitnessTD(nn.Module):
             if value < 0 or (value and value % 2 != 1):
                 raise ConfigError(f"{key} must be 0 or a positive odd number, found {value}")
         self.in_channels = int(in_channels)
+        only = sorted({int(i) for i in (linear_only or [])})
+        if only and not linear_taps:
+            raise ConfigError(
+                f"linear_only={only} names features for the linear stage, but linear_taps=0 "
+                "disables it"
+            )
+        if any(not 0 <= i < self.in_channels for i in only):
+            raise ConfigError(
+                f"linear_only={only} must index the {self.in_channels} input features"
+            )
+        keep = [i for i in range(self.in_channels) if i not in only]
+        if not keep:
+            raise ConfigError(
+                f"linear_only={only} leaves no feature for the network; remove one from it"
+            )
+        self.hparams_["linear_only"] = only
+        self.register_buffer("network_features", torch.tensor(keep), persistent=False)
+        net_in = len(keep)
         self.sample_rate = float(sample_rate)
         self.window_size = round(window_duration * sample_rate)
         self.target_size = round(target_duration * sample_rate)
@@ -206,9 +229,9 @@ class WitnessTD(nn.Module):
         self.kernel_size = kernel_size
         self.input_stride = input_stride
 
-        self.prod_a = nn.Conv1d(in_channels, products, 1) if products else None
-        self.prod_b = nn.Conv1d(in_channels, products, 1) if products else None
-        self.encode = nn.Conv1d(in_channels + products, hidden, input_stride, stride=input_stride)
+        self.prod_a = nn.Conv1d(net_in, products, 1) if products else None
+        self.prod_b = nn.Conv1d(net_in, products, 1) if products else None
+        self.encode = nn.Conv1d(net_in + products, hidden, input_stride, stride=input_stride)
         self.local = nn.ModuleList(
             _ResBlock(hidden, kernel_size, 2**i, act) for i in range(local_layers)
         )
@@ -396,6 +419,9 @@ class WitnessTD(nn.Module):
         linear = None
         if self.linear_fitted:
             linear = fft_conv_same(x, self.linear_fir.to(x.dtype)).sum(1)
+        keep = getattr(self, "network_features", None)
+        if keep is not None and keep.numel() != self.in_channels:
+            x = x.index_select(1, keep)
         pad = (-n_t) % self.block_size
         if pad:
             x = F.pad(x, (0, pad))

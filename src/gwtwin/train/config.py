@@ -105,6 +105,16 @@ class TrainConfig(_Model):
     output_filter_init: Literal["whitening", "identity"] = Field(
         "identity", description="witness_td output FIRs: delta, or the dataset's whitening FIR"
     )
+    linear_only_transforms: list[Literal["fringe", "standardise"]] = Field(
+        default_factory=lambda: ["fringe"],
+        description="witness_td: features of witnesses conditioned with these transforms feed "
+        "only the linear stage (scattered light is linear in the fringe features)",
+    )
+    linear_only_channels: list[str] = Field(
+        default_factory=list,
+        description="witness_td: witness channels (globs) whose features feed only the linear "
+        "stage",
+    )
     batch_size: int = Field(16, ge=1)
     max_epochs: int = Field(30, ge=1)
     max_time: str | None = Field(None, description="wall-clock limit, 'DD:HH:MM:SS'")

@@ -10,8 +10,10 @@ Work directory layout::
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import time
+import warnings
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -120,8 +122,26 @@ def checkpoint_callbacks(dirpath: str | Path):
     return best, last
 
 
+def _linear_only(spec: ConditioningSpec, transforms, channels) -> list[int]:
+    """Indices of the features of witnesses with one of ``transforms`` or a name matching one
+    of the ``channels`` globs."""
+    out, offset = [], 0
+    for w in spec.witnesses:
+        n = len(w.features)
+        if w.transform in transforms or any(fnmatch.fnmatchcase(w.name, g) for g in channels):
+            out.extend(range(offset, offset + n))
+        offset += n
+    return out
+
+
 def _model_kwargs(
-    name: str, attrs: dict, n_features: int, user: dict, spec: ConditioningSpec | None = None
+    name: str,
+    attrs: dict,
+    n_features: int,
+    user: dict,
+    spec: ConditioningSpec | None = None,
+    transforms=(),
+    channels=(),
 ) -> dict:
     kwargs = dict(user)
     derived: dict[str, Any] = {"in_channels": n_features}
@@ -131,8 +151,20 @@ def _model_kwargs(
             window_duration=float(attrs["window_duration"]),
             target_duration=float(attrs["target_duration"]),
         )
-        if spec is not None and "linear_filter_size" in model_parameters(name):
+        params = model_parameters(name)
+        if spec is not None and "linear_filter_size" in params:
             derived["linear_filter_size"] = int(whitening_kernel(spec).numel())
+        taps = kwargs.get("linear_taps", params.get("linear_taps", 0))
+        if spec is not None and "linear_only" in params and taps and "linear_only" not in kwargs:
+            only = _linear_only(spec, transforms, channels)
+            if len(only) < n_features:
+                kwargs["linear_only"] = only
+            else:  # nothing would be left for the network: it sees everything
+                warnings.warn(
+                    f"linear_only_transforms={list(transforms)} and linear_only_channels="
+                    f"{list(channels)} cover every feature; the network sees all of them",
+                    stacklevel=2,
+                )
     for key, value in derived.items():
         if key in kwargs and kwargs[key] != value:
             raise ModelSpecMismatchError(
@@ -279,7 +311,16 @@ def train(
         seed=cfg.seed,
     )
     dm.setup("fit")
-    net = build_model(name, **_model_kwargs(name, attrs, len(features), cfg.model_kwargs, spec))
+    kwargs = _model_kwargs(
+        name,
+        attrs,
+        len(features),
+        cfg.model_kwargs,
+        spec,
+        cfg.linear_only_transforms,
+        cfg.linear_only_channels,
+    )
+    net = build_model(name, **kwargs)
     if cfg.output_filter_init == "whitening" and hasattr(net, "set_output_filter"):
         net.set_output_filter(_whitening_taps(spec))
     linear_stage = None
