@@ -127,3 +127,46 @@ def test_evaluate_cli_and_errors(glitch_scenario, oracle, tmp_path):
         load_evaluate_config({"quiet_pd": 1})
     with pytest.raises(ConfigError, match=r"fftlength: .*greater than 0.*found: -1"):
         load_evaluate_config({"fftlength": -1})
+
+
+def test_flag_figures_count_strain_triggers_like_hveto(tmp_path):
+    """Efficiency on the raw-strain triggers inside target glitches, deadtime of the flag in the
+    evaluated span; the catalogue-peak share beside it."""
+    from gwtwin.data.flags import make_flag, read_flags, write_flags
+    from gwtwin.evaluate.run import _flag_figures
+    from gwtwin.signal.triggers import TRIGGER_DTYPE, Triggers, write_triggers
+
+    clean = tmp_path / "clean"
+    (clean / "flags").mkdir(parents=True)
+    (clean / "triggers").mkdir()
+    known = np.array([[0.0, 100.0]])
+    flags = [
+        make_flag("V1:GWTWIN_WITNESSED", np.array([[10.0, 12.0], [50.0, 51.0]]), known),
+        make_flag("V1:GWTWIN_UNWITNESSED", np.array([[80.0, 80.5]]), known),
+        make_flag("V1:GWTWIN_CLEANING_FAILED", np.zeros((0, 2)), known),
+    ]
+    write_flags(flags, clean / "flags" / "gwtwin-veto", formats=("h5",))
+    rows = np.zeros(6, TRIGGER_DTYPE)
+    # two triggers in the scatter glitch (one flagged), one in the blip, one quiet trigger, one
+    # too weak, one in the glitch outside the evaluated span
+    rows["time"] = [10.5, 13.0, 80.2, 30.0, 50.5, 95.0]
+    rows["snr"] = [12.0, 9.0, 20.0, 15.0, 6.0, 30.0]
+    write_triggers(clean / "triggers" / "raw.h5", Triggers({"V1:STRAIN": rows}, (0.0, 100.0), {}))
+    table = {
+        "family": np.array(["scatter", "blip", "em", "em"]),
+        "snr": np.array([30.0, 10.0, 9.0, 40.0]),
+        "gps_peak": np.array([11.0, 80.2, 50.4, 95.0]),
+        "gps_start": np.array([9.0, 80.1, 50.0, 94.0]),
+        "gps_end": np.array([14.0, 80.3, 50.8, 96.0]),
+    }
+    out = _flag_figures(clean, table, EvaluateConfig(), read_flags, [(0.0, 90.0)])
+    w = out["GWTWIN_WITNESSED"]
+    assert w["n_glitches"] == 2 and w["n_vetoed"] == 1  # 10.5 in, 13.0 out; 50.5 too weak
+    assert w["deadtime"] == pytest.approx(3.0 / 90.0)
+    assert w["efficiency_over_deadtime"] == pytest.approx(0.5 / (3.0 / 90.0))
+    # catalogue peaks at SNR >= 8 inside [0, 90): 11.0 (flagged) and 50.4 (flagged)
+    assert w["catalogue_n_glitches"] == 2 and w["catalogue_efficiency"] == 1.0
+    u = out["GWTWIN_UNWITNESSED"]
+    assert u["n_glitches"] == 1 and u["efficiency"] == 1.0
+    assert u["deadtime"] == pytest.approx(0.5 / 90.0)
+    assert out["GWTWIN_CLEANING_FAILED"]["efficiency"] == 0.0
