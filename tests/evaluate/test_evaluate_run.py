@@ -108,8 +108,10 @@ def test_doing_nothing_scores_zero(glitch_scenario, tmp_path):
     # leaving the glitches in differs from the ideal cleaning only where one overlaps a signal
     inj = result["injections"]
     np.testing.assert_allclose(inj["snr_after"], inj["snr_before"], atol=1e-12)
-    losses = [result["headline"][k] for k in ("injection_max_snr_loss",
-                                               "injection_max_snr_loss_under_glitches")]
+    losses = [
+        result["headline"][k]
+        for k in ("injection_max_snr_loss", "injection_max_snr_loss_under_glitches")
+    ]
     assert all(v is None or abs(v) < 0.01 for v in losses) and any(v is not None for v in losses)
 
 

@@ -26,8 +26,10 @@ def spec():
     strain = (white + red - red.mean()) * 1e-22
     wit = rng.standard_normal(64 * 256)
     return fit_conditioning(
-        [Block.create(strain, T0, 4096, "X1:STRAIN", ["strain"]),
-         Block.create(wit, T0, 256, "X1:WIT", ["V"])],
+        [
+            Block.create(strain, T0, 4096, "X1:STRAIN", ["strain"]),
+            Block.create(wit, T0, 256, "X1:WIT", ["V"]),
+        ],
         ["X1:WIT"],
         "X1:STRAIN",
         sample_rate=RATE,
@@ -38,9 +40,19 @@ def spec():
 
 def _small(**kw):
     base = dict(
-        in_channels=3, sample_rate=RATE, window_duration=WINDOW, target_duration=TARGET,
-        hidden=8, products=2, input_stride=2, local_layers=2, context_levels=1,
-        context_channels=4, context_layers=1, fir_duration=0.25, fir_channels=2,
+        in_channels=3,
+        sample_rate=RATE,
+        window_duration=WINDOW,
+        target_duration=TARGET,
+        hidden=8,
+        products=2,
+        input_stride=2,
+        local_layers=2,
+        context_levels=1,
+        context_channels=4,
+        context_layers=1,
+        fir_duration=0.25,
+        fir_channels=2,
     )
     base.update(kw)
     return build_model("witness_td", **base)
@@ -67,7 +79,9 @@ def _windows(n, kernel, coef, noise, seed):
     x = torch.randn(n, 3, size, generator=g, dtype=torch.float64)
     x[:, 2] = torch.sin(torch.cumsum(x[:, 2] * 0.3, -1))  # a bounded fringe-like feature
     z = fft_conv_same(x, kernel.expand(3, -1))
-    y = fft_conv_same(z, coef).sum(1) + noise * torch.randn(n, size, generator=g, dtype=torch.float64)
+    y = fft_conv_same(z, coef).sum(1) + noise * torch.randn(
+        n, size, generator=g, dtype=torch.float64
+    )
     return [{"witness": x[i].float(), "target": y[i].float()} for i in range(n)], x, y
 
 
@@ -171,13 +185,34 @@ def test_training_puts_fringe_features_in_the_linear_stage_only():
             "strain_rate": 4096.0,
             "strain_unit": "strain",
             "witnesses": [
-                {"name": "X1:MAG", "sample_rate": 4096.0, "unit": "T", "transform": "standardise",
-                 "features": ["X1:MAG"], "mean": [0.0], "std": [1.0]},
-                {"name": "X1:DISP", "sample_rate": 256.0, "unit": "um", "transform": "fringe",
-                 "features": ["X1:DISP", "X1:DISP:sin1", "X1:DISP:cos1"],
-                 "mean": [0.0, 0.0, 0.0], "std": [1.0, 1.0, 1.0], "metres": 1e-6},
-                {"name": "X1:ASC", "sample_rate": 128.0, "unit": "", "transform": "standardise",
-                 "features": ["X1:ASC"], "mean": [0.0], "std": [1.0]},
+                {
+                    "name": "X1:MAG",
+                    "sample_rate": 4096.0,
+                    "unit": "T",
+                    "transform": "standardise",
+                    "features": ["X1:MAG"],
+                    "mean": [0.0],
+                    "std": [1.0],
+                },
+                {
+                    "name": "X1:DISP",
+                    "sample_rate": 256.0,
+                    "unit": "um",
+                    "transform": "fringe",
+                    "features": ["X1:DISP", "X1:DISP:sin1", "X1:DISP:cos1"],
+                    "mean": [0.0, 0.0, 0.0],
+                    "std": [1.0, 1.0, 1.0],
+                    "metres": 1e-6,
+                },
+                {
+                    "name": "X1:ASC",
+                    "sample_rate": 128.0,
+                    "unit": "",
+                    "transform": "standardise",
+                    "features": ["X1:ASC"],
+                    "mean": [0.0],
+                    "std": [1.0],
+                },
             ],
             "psd_frequencies": [0.0, 512.0],
             "psd_values": [1.0, 1.0],
@@ -195,7 +230,73 @@ def test_training_puts_fringe_features_in_the_linear_stage_only():
     attrs = {"sample_rate": 1024.0, "window_duration": 8.0, "target_duration": 4.0}
     kw = _model_kwargs("witness_td", attrs, 5, {}, spec, ["fringe"], [])
     assert kw["linear_only"] == [1, 2, 3] and kw["linear_filter_size"] % 2 == 1
-    assert "linear_only" not in _model_kwargs("witness_td", attrs, 5, {"linear_taps": 0}, spec, ["fringe"], [])
+    assert "linear_only" not in _model_kwargs(
+        "witness_td", attrs, 5, {"linear_taps": 0}, spec, ["fringe"], []
+    )
     with pytest.warns(UserWarning, match="cover every feature; the network sees all of them"):
         kw = _model_kwargs("witness_td", attrs, 5, {}, spec, ["fringe", "standardise"], [])
     assert "linear_only" not in kw
+
+
+def test_bilinear_pairs_are_linear_stage_inputs(spec):
+    """A coupling ``W * (x0 x1)`` (mains x angular control) is recovered through the pair."""
+    kernel = whitening_kernel(spec)
+    net = _small(linear_taps=3, linear_filter_size=kernel.numel(), linear_pairs=[[0, 1]])
+    assert net.linear_inputs == 4 and net.linear_fir.shape[0] == 4
+    g = torch.Generator().manual_seed(5)
+    size = int(WINDOW * RATE)
+    x = torch.randn(16, 3, size, generator=g, dtype=torch.float64)
+    prod = x[:, :1] * x[:, 1:2]
+    y = 0.7 * fft_conv_same(prod, kernel[None])[:, 0] + torch.randn(16, size, generator=g)
+    windows = [{"witness": x[i].float(), "target": y[i].float()} for i in range(16)]
+    info = fit_linear_stage(net, windows, kernel)
+    taps = info["taps"]
+    assert taps.shape == (4, 3)
+    assert float(taps[3, 1]) == pytest.approx(0.7, abs=0.05)  # the product, lag 0
+    assert float(taps[:3].abs().max()) < 0.05 and float(taps[3, [0, 2]].abs().max()) < 0.05
+    with pytest.raises(ConfigError, match="must index the 3 input features"):
+        _small(linear_pairs=[[0, 3]])
+    with pytest.raises(ConfigError, match="linear_taps=0 disables it"):
+        _small(linear_taps=0, linear_pairs=[[0, 1]])
+
+
+def test_witness_pairs_cross_standardised_witnesses_only():
+    from gwtwin.signal.conditioning import ConditioningSpec
+    from gwtwin.train.run import _witness_pairs
+
+    def w(name, transform, n):
+        feats = [name] + [f"{name}:{k}" for k in range(n - 1)]
+        return {
+            "name": name,
+            "sample_rate": 256.0,
+            "unit": "",
+            "transform": transform,
+            "features": feats,
+            "mean": [0.0] * n,
+            "std": [1.0] * n,
+            **({"metres": 1e-6} if transform == "fringe" else {}),
+        }
+
+    spec = ConditioningSpec.from_dict(
+        {
+            "strain_channel": "X1:STRAIN",
+            "strain_rate": 4096.0,
+            "strain_unit": "strain",
+            "witnesses": [
+                w("X1:A", "standardise", 1),
+                w("X1:D", "fringe", 3),
+                w("X1:B", "standardise", 1),
+                w("X1:C", "standardise", 1),
+            ],
+            "psd_frequencies": [0.0, 512.0],
+            "psd_values": [1.0, 1.0],
+            "sample_rate": 1024.0,
+            "fftlength": 4.0,
+            "fduration": 2.0,
+            "highpass": 10.0,
+            "wavelength": 1.064e-6,
+            "harmonics": 1,
+        }
+    )
+    # A is feature 0, D features 1-3, B 4, C 5: pairs across A, B, C, never within D
+    assert _witness_pairs(spec) == [[0, 4], [0, 5], [4, 5]]

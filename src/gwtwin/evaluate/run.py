@@ -305,9 +305,10 @@ def _flag_figures(clean: Path, table, config, read_flags, spans) -> dict:
     """Efficiency/deadtime of the clean step's flags, as hveto measures a veto.
 
     The population is the raw-strain triggers (``clean/triggers/raw.h5``) with SNR >=
-    ``flag_snr`` inside the flag's known time (within the evaluated ``spans``) whose peak falls inside a truth glitch of the
-    flag's target families (``pad`` seconds around its span); efficiency = the share of them
-    inside the flag's active segments, deadtime = the active share of the known time.  Also
+    ``flag_snr`` inside the flag's known time (within the evaluated ``spans``) whose peak falls
+    inside a truth glitch of the flag's target families (``pad`` seconds around its span);
+    efficiency = the share of them inside the flag's active segments, deadtime = the active
+    share of the known time.  Also
     reported (``catalogue_*``): the share of truth glitches with catalogue SNR >= ``flag_snr``
     whose catalogue peak lies inside the flag.  That figure counts glitches no trigger
     generator sees: a catalogue SNR is computed with the simulator's noise PSD, without the

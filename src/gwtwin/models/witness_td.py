@@ -150,6 +150,10 @@ class WitnessTD(nn.Module):
         Length of the fixed filter before those FIRs (the strain's whitening as correlation
         taps, :func:`gwtwin.signal.conditioning.whitening_kernel`; odd; 0: none).  Training
         sets it from the dataset.
+    linear_pairs : list of [int, int], optional
+        Feature pairs whose products ``x_i x_j`` are extra inputs of the linear stage (a
+        bilinear coupling such as mains x angular control is linear in them).  Training sets
+        the cross-witness pairs of standardised witnesses.
     linear_only : list of int, optional
         Features that feed only the linear stage, not the network (training sets the features
         of fringe-conditioned witnesses here: scattered light is linear in them, and a network
@@ -176,6 +180,7 @@ class WitnessTD(nn.Module):
         activation: str = "gelu",
         linear_taps: int = 33,
         linear_filter_size: int = 0,
+        linear_pairs: list[list[int]] | None = None,
         linear_only: list[int] | None = None,
     ):
         super().__init__()
@@ -195,7 +200,10 @@ class WitnessTD(nn.Module):
                 f"expected 0 < target_duration <= window_duration, found target_duration="
                 f"{target_duration} s and window_duration={window_duration} s"
             )
-        for key, value in (("linear_taps", linear_taps), ("linear_filter_size", linear_filter_size)):
+        for key, value in (
+            ("linear_taps", linear_taps),
+            ("linear_filter_size", linear_filter_size),
+        ):
             if value < 0 or (value and value % 2 != 1):
                 raise ConfigError(f"{key} must be 0 or a positive odd number, found {value}")
         self.in_channels = int(in_channels)
@@ -215,6 +223,18 @@ class WitnessTD(nn.Module):
                 f"linear_only={only} leaves no feature for the network; remove one from it"
             )
         self.hparams_["linear_only"] = only
+        pairs = [[int(i), int(j)] for i, j in (linear_pairs or [])]
+        if pairs and not linear_taps:
+            raise ConfigError(
+                f"linear_pairs={pairs} are inputs of the linear stage, but linear_taps=0 "
+                "disables it"
+            )
+        if any(not (0 <= i < self.in_channels and 0 <= j < self.in_channels) for i, j in pairs):
+            raise ConfigError(
+                f"linear_pairs={pairs} must index the {self.in_channels} input features"
+            )
+        self.hparams_["linear_pairs"] = pairs
+        self.linear_pairs = pairs
         self.register_buffer("network_features", torch.tensor(keep), persistent=False)
         net_in = len(keep)
         self.sample_rate = float(sample_rate)
@@ -271,7 +291,7 @@ class WitnessTD(nn.Module):
         self.linear_taps = int(linear_taps)
         self.linear_filter_size = int(linear_filter_size)
         linear_size = (max(self.linear_filter_size, 1) + self.linear_taps - 1) if linear_taps else 0
-        self.register_buffer("linear_fir", torch.zeros(self.in_channels, linear_size))
+        self.register_buffer("linear_fir", torch.zeros(self.in_channels + len(pairs), linear_size))
         fir_size = 2 * (round(fir_duration * sample_rate) // 2) + 1
         taps = torch.zeros(fir_channels, fir_size)
         taps[:, fir_size // 2] = 1.0
@@ -345,21 +365,33 @@ class WitnessTD(nn.Module):
             self.fir.copy_(out.to(self.fir.dtype).expand_as(self.fir))
 
     @property
+    def linear_inputs(self) -> int:
+        """Rows entering the linear stage: the features, then the ``linear_pairs`` products."""
+        return self.in_channels + len(getattr(self, "linear_pairs", []))
+
+    def linear_features(self, x: torch.Tensor) -> torch.Tensor:
+        """``[B, in_channels, T] -> [B, linear_inputs, T]``: the features and their products."""
+        pairs = getattr(self, "linear_pairs", [])
+        if not pairs:
+            return x
+        return torch.cat([x, *(x[:, i : i + 1] * x[:, j : j + 1] for i, j in pairs)], dim=1)
+
+    @property
     def linear_fitted(self) -> bool:
         """Whether the linear stage exists and holds fitted (non-zero) taps."""
         linear = getattr(self, "linear_fir", None)
         return linear is not None and linear.numel() > 0 and bool(linear.abs().max() > 0)
 
     def set_linear_stage(self, coefficients, filter_taps=None) -> None:
-        """Load the linear stage: ``coefficients [in_channels, linear_taps]`` (correlation
+        """Load the linear stage: ``coefficients [linear_inputs, linear_taps]`` (correlation
         lags ``-(L-1)/2 .. (L-1)/2``) after the fixed ``filter_taps [linear_filter_size]``
         (correlation taps; default: none).  Stored as their convolution in ``linear_fir``."""
         if not self.linear_taps:
             raise GwtwinError("this model has no linear stage (linear_taps=0)")
         coef = torch.as_tensor(coefficients, dtype=torch.float64)
-        if tuple(coef.shape) != (self.in_channels, self.linear_taps):
+        if tuple(coef.shape) != (self.linear_inputs, self.linear_taps):
             raise GwtwinError(
-                f"expected linear-stage coefficients of shape ({self.in_channels}, "
+                f"expected linear-stage coefficients of shape ({self.linear_inputs}, "
                 f"{self.linear_taps}), found {tuple(coef.shape)}"
             )
         if filter_taps is None:
@@ -378,9 +410,7 @@ class WitnessTD(nn.Module):
                 )
             # correlation with taps then with coef = correlation with their full convolution
             n = taps.numel() + self.linear_taps - 1
-            combined = torch.fft.irfft(
-                torch.fft.rfft(coef, n) * torch.fft.rfft(taps, n), n
-            )
+            combined = torch.fft.irfft(torch.fft.rfft(coef, n) * torch.fft.rfft(taps, n), n)
         if not bool(torch.isfinite(combined).all()):
             raise GwtwinError("linear-stage taps must be finite")
         with torch.no_grad():
@@ -418,7 +448,7 @@ class WitnessTD(nn.Module):
         n_t = x.shape[-1]
         linear = None
         if self.linear_fitted:
-            linear = fft_conv_same(x, self.linear_fir.to(x.dtype)).sum(1)
+            linear = fft_conv_same(self.linear_features(x), self.linear_fir.to(x.dtype)).sum(1)
         keep = getattr(self, "network_features", None)
         if keep is not None and keep.numel() != self.in_channels:
             x = x.index_select(1, keep)

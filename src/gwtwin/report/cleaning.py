@@ -189,8 +189,18 @@ def evaluation_section(report: Report, run: Path) -> bool:
     flags = result.get("flags", {})
     report.table(
         [{"flag": k, **v} for k, v in flags.items()],
-        ["flag", "population", "efficiency", "deadtime", "efficiency_over_deadtime", "n_glitches"],
-        caption="Flags against the truth catalogue",
+        [
+            "flag",
+            "population",
+            "efficiency",
+            "deadtime",
+            "efficiency_over_deadtime",
+            "n_glitches",
+            "catalogue_efficiency",
+        ],
+        caption="Flags against the truth (efficiency as hveto counts it: raw-strain triggers "
+        "inside the flag's target glitches; catalogue_efficiency: truth glitches at catalogue SNR "
+        ">= 8 whose peak the flag covers)",
         table_id="truth_flags",
     )
     inj = result.get("injections", {})

@@ -214,7 +214,13 @@ def whitening_kernel(spec: ConditioningSpec) -> torch.Tensor:
     f = torch.tensor(spec.psd_frequencies, dtype=torch.float64)
     p = torch.tensor(spec.psd_values, dtype=torch.float64)
     response = whiten(
-        impulse, (f, p), spec.sample_rate, spec.fduration, spec.highpass, detrend=None, nfft=spec.nfft
+        impulse,
+        (f, p),
+        spec.sample_rate,
+        spec.fduration,
+        spec.highpass,
+        detrend=None,
+        nfft=spec.nfft,
     )
     # y[t] = sum_i response[n0 + i] x[t - i]  ->  correlation taps k[j] = response[n0 + c - j]
     taps = response[n0 - c : n0 + c + 1].flip(0)

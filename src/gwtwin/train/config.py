@@ -110,6 +110,12 @@ class TrainConfig(_Model):
         description="witness_td: features of witnesses conditioned with these transforms feed "
         "only the linear stage (scattered light is linear in the fringe features)",
     )
+    linear_products: Literal["witness_pairs", "none"] = Field(
+        "witness_pairs",
+        description="witness_td: products of feature pairs as extra linear-stage inputs: "
+        "witness_pairs = one feature of each of two different standardised witnesses (bilinear "
+        "couplings such as mains x angular control); none",
+    )
     linear_only_channels: list[str] = Field(
         default_factory=list,
         description="witness_td: witness channels (globs) whose features feed only the linear "

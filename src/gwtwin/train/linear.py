@@ -10,7 +10,9 @@ adds variance, which with a few hundred coefficients and millions of samples is 
 network trained by SGD on the same noisy target stops at 92-95 % of a loud scattered-light
 glitch's power removed, the solve reaches 99.5 % (default scenario, held-out time).
 
-The network then learns what the linear stage leaves (bilinear couplings, gating).
+Bilinear couplings (mains x angular control) are linear in the products of witness pairs, which
+the model appends to its features (``linear_pairs``).  The network then learns what the linear
+stage leaves.
 """
 
 from __future__ import annotations
@@ -63,7 +65,7 @@ def fit_linear_stage(
     dict
         ``explained`` (share of the training target's variance over the central parts that the
         stage explains), ``coefficients`` (the number solved), ``windows``, and ``taps``
-        (the solved lags, ``[in_channels, linear_taps]``, float64).
+        (the solved lags, ``[linear_inputs, linear_taps]``: features then products, float64).
     """
     lags = int(net.linear_taps)
     if lags < 1:
@@ -78,7 +80,8 @@ def fit_linear_stage(
             f"is {margin}"
         )
     taps = None if filter_taps is None else torch.as_tensor(filter_taps, dtype=torch.float64)
-    n_coef = net.in_channels * lags
+    n_in = net.linear_inputs
+    n_coef = n_in * lags
     gram = torch.zeros(n_coef, n_coef, dtype=torch.float64)
     cross = torch.zeros(n_coef, dtype=torch.float64)
     energy = 0.0
@@ -91,6 +94,7 @@ def fit_linear_stage(
             raise GwtwinError(
                 f"windows hold {x.shape[1]} features, the model expects {net.in_channels}"
             )
+        x = net.linear_features(x)
         z = x if taps is None else fft_conv_same(x, taps.expand(x.shape[1], -1))
         stop = x.shape[-1] - margin
         a = _lagged(z, lags, margin, stop).reshape(-1, n_coef)
@@ -105,7 +109,7 @@ def fit_linear_stage(
     system = gram + ridge * scale * torch.eye(n_coef, dtype=torch.float64)
     coef = torch.linalg.solve(system, cross)
     explained = float(coef @ cross) / energy if energy > 0 else 0.0
-    coef = coef.reshape(net.in_channels, lags)
+    coef = coef.reshape(n_in, lags)
     net.set_linear_stage(coef, taps)
     return {
         "explained": explained,

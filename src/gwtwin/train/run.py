@@ -134,6 +134,23 @@ def _linear_only(spec: ConditioningSpec, transforms, channels) -> list[int]:
     return out
 
 
+def _witness_pairs(spec: ConditioningSpec) -> list[list[int]]:
+    """Feature index pairs, one feature from each of two different standardised witnesses."""
+    rows, offset = [], 0
+    for w in spec.witnesses:
+        n = len(w.features)
+        if w.transform == "standardise":
+            rows.append(list(range(offset, offset + n)))
+        offset += n
+    return [
+        [i, j]
+        for a in range(len(rows))
+        for b in range(a + 1, len(rows))
+        for i in rows[a]
+        for j in rows[b]
+    ]
+
+
 def _model_kwargs(
     name: str,
     attrs: dict,
@@ -142,6 +159,7 @@ def _model_kwargs(
     spec: ConditioningSpec | None = None,
     transforms=(),
     channels=(),
+    products: str = "none",
 ) -> dict:
     kwargs = dict(user)
     derived: dict[str, Any] = {"in_channels": n_features}
@@ -155,6 +173,9 @@ def _model_kwargs(
         if spec is not None and "linear_filter_size" in params:
             derived["linear_filter_size"] = int(whitening_kernel(spec).numel())
         taps = kwargs.get("linear_taps", params.get("linear_taps", 0))
+        if spec is not None and "linear_pairs" in params and taps and "linear_pairs" not in kwargs:
+            if products == "witness_pairs":
+                kwargs["linear_pairs"] = _witness_pairs(spec)
         if spec is not None and "linear_only" in params and taps and "linear_only" not in kwargs:
             only = _linear_only(spec, transforms, channels)
             if len(only) < n_features:
@@ -319,6 +340,7 @@ def train(
         spec,
         cfg.linear_only_transforms,
         cfg.linear_only_channels,
+        cfg.linear_products,
     )
     net = build_model(name, **kwargs)
     if cfg.output_filter_init == "whitening" and hasattr(net, "set_output_filter"):
