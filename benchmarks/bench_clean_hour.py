@@ -1,8 +1,9 @@
 """Peak memory and speed of ``gwtwin clean`` on a 1-hour span (bounded memory: it streams).
 
 Takes a finished ``gwtwin run`` directory (default ``demo-run``), simulates one hour of the same
-detector (its simulate section and ``instrument_seed``, event seed 4) in a child process (so the
-simulator's memory does not count), then cleans the whole hour in this process with the run's
+detector (its simulate section and ``instrument_seed``, event seed 4; rounded up to whole frames:
+3648 s) in a child process (so the simulator's memory does not count), then cleans the whole hour
+in this process with the run's
 model and the run's clean settings (256 s chunks, explaining-witness attribution and the veto
 on, no images).  Prints the wall time as a multiple of real time and the process's peak
 resident memory (``ru_maxrss``) before cleaning (imports + model) and after.
@@ -41,7 +42,9 @@ def main() -> None:
     run = Path(args.run_dir)
     work = Path(args.workdir)
     resolved = yaml.safe_load((run / "config.yaml").read_text())
-    sim = {**resolved["simulate"], "seed": 4, "duration": args.duration, "workers": 0}
+    frame = int(resolved["simulate"].get("frame_length", 64))
+    duration = -(-args.duration // frame) * frame  # whole frames: 3600 s -> 3648 s
+    sim = {**resolved["simulate"], "seed": 4, "duration": duration, "workers": 2}
     simulation = work / "simulation"
     if not (simulation / "summary.json").is_file():
         code = (
@@ -52,7 +55,7 @@ def main() -> None:
         )
         t0 = time.perf_counter()
         subprocess.run([sys.executable, "-c", code, json.dumps(sim), str(simulation)], check=True)
-        print(f"simulated {args.duration} s in {time.perf_counter() - t0:.0f} s")
+        print(f"simulated {duration} s in {time.perf_counter() - t0:.0f} s")
 
     from gwtwin.infer.clean import clean_frames, load_clean_config
     from gwtwin.models import TwinModel
