@@ -106,6 +106,12 @@ class CleanConfig(_Model):
     taper: float = Field(1.0, ge=0)
     batch_size: int = Field(16, ge=1)
     attribute: bool = True
+    attribution_threshold: float = Field(
+        1.0,
+        ge=0,
+        description="with a linear stage: network-output energy per block (whitened SNR^2) "
+        "from which the network's share is attributed by ablation (0: every block)",
+    )
     veto: VetoSettings = Field(default_factory=VetoSettings)
     images: int = Field(6, ge=0)
     tensorboard: bool = True
@@ -271,7 +277,11 @@ def clean_frames(
         }
     )
     predictor = GridPredictor(
-        twin, taper=config.taper, batch_size=config.batch_size, attribute=config.attribute
+        twin,
+        taper=config.taper,
+        batch_size=config.batch_size,
+        attribute=config.attribute,
+        attribution_threshold=config.attribution_threshold,
     )
     strain_channel = twin.spec.strain_channel
     cleaned_channel = strain_channel + config.suffix

@@ -376,6 +376,23 @@ class WitnessTD(nn.Module):
             return x
         return torch.cat([x, *(x[:, i : i + 1] * x[:, j : j + 1] for i, j in pairs)], dim=1)
 
+    def linear_parts(self, x: torch.Tensor, groups) -> tuple[torch.Tensor, torch.Tensor]:
+        """The linear stage over the central part: its output ``[B, T - 2 margin]`` and each
+        feature group's share ``[B, G, T - 2 margin]`` (a group's features and every product
+        input drawn from it: exactly what setting the group's features to 0 takes away)."""
+        self._check(x)
+        z = fft_conv_same(self.linear_features(x), self.linear_fir.to(x.dtype))
+        z = z[..., self.margin : x.shape[-1] - self.margin]
+        pairs = getattr(self, "linear_pairs", [])
+        parts = []
+        for group in groups:
+            g = {int(i) for i in group}
+            rows = sorted(g) + [
+                self.in_channels + k for k, (i, j) in enumerate(pairs) if i in g or j in g
+            ]
+            parts.append(z[:, rows].sum(1))
+        return z.sum(1), torch.stack(parts, 1)
+
     @property
     def linear_fitted(self) -> bool:
         """Whether the linear stage exists and holds fitted (non-zero) taps."""
