@@ -175,45 +175,28 @@ def test_linear_only_features_bypass_the_network():
         _small(linear_only=[0, 1, 2])
 
 
-def test_training_puts_fringe_features_in_the_linear_stage_only():
+def _handmade_spec(*witnesses):
+    """A conditioning spec with ``(name, transform, n_features)`` witnesses (flat unit PSD)."""
     from gwtwin.signal.conditioning import ConditioningSpec
-    from gwtwin.train.run import _linear_only, _model_kwargs
 
-    spec = ConditioningSpec.from_dict(
+    def entry(name, transform, n):
+        return {
+            "name": name,
+            "sample_rate": 256.0,
+            "unit": "",
+            "transform": transform,
+            "features": [name] + [f"{name}:{k}" for k in range(n - 1)],
+            "mean": [0.0] * n,
+            "std": [1.0] * n,
+            **({"metres": 1e-6} if transform == "fringe" else {}),
+        }
+
+    return ConditioningSpec.from_dict(
         {
             "strain_channel": "X1:STRAIN",
             "strain_rate": 4096.0,
             "strain_unit": "strain",
-            "witnesses": [
-                {
-                    "name": "X1:MAG",
-                    "sample_rate": 4096.0,
-                    "unit": "T",
-                    "transform": "standardise",
-                    "features": ["X1:MAG"],
-                    "mean": [0.0],
-                    "std": [1.0],
-                },
-                {
-                    "name": "X1:DISP",
-                    "sample_rate": 256.0,
-                    "unit": "um",
-                    "transform": "fringe",
-                    "features": ["X1:DISP", "X1:DISP:sin1", "X1:DISP:cos1"],
-                    "mean": [0.0, 0.0, 0.0],
-                    "std": [1.0, 1.0, 1.0],
-                    "metres": 1e-6,
-                },
-                {
-                    "name": "X1:ASC",
-                    "sample_rate": 128.0,
-                    "unit": "",
-                    "transform": "standardise",
-                    "features": ["X1:ASC"],
-                    "mean": [0.0],
-                    "std": [1.0],
-                },
-            ],
+            "witnesses": [entry(*w) for w in witnesses],
             "psd_frequencies": [0.0, 512.0],
             "psd_values": [1.0, 1.0],
             "sample_rate": 1024.0,
@@ -223,6 +206,14 @@ def test_training_puts_fringe_features_in_the_linear_stage_only():
             "wavelength": 1.064e-6,
             "harmonics": 1,
         }
+    )
+
+
+def test_training_puts_fringe_features_in_the_linear_stage_only():
+    from gwtwin.train.run import _linear_only, _model_kwargs
+
+    spec = _handmade_spec(
+        ("X1:MAG", "standardise", 1), ("X1:DISP", "fringe", 3), ("X1:ASC", "standardise", 1)
     )
     assert _linear_only(spec, ["fringe"], []) == [1, 2, 3]
     assert _linear_only(spec, [], ["X1:A*"]) == [4]
@@ -261,42 +252,13 @@ def test_bilinear_pairs_are_linear_stage_inputs(spec):
 
 
 def test_witness_pairs_cross_standardised_witnesses_only():
-    from gwtwin.signal.conditioning import ConditioningSpec
     from gwtwin.train.run import _witness_pairs
 
-    def w(name, transform, n):
-        feats = [name] + [f"{name}:{k}" for k in range(n - 1)]
-        return {
-            "name": name,
-            "sample_rate": 256.0,
-            "unit": "",
-            "transform": transform,
-            "features": feats,
-            "mean": [0.0] * n,
-            "std": [1.0] * n,
-            **({"metres": 1e-6} if transform == "fringe" else {}),
-        }
-
-    spec = ConditioningSpec.from_dict(
-        {
-            "strain_channel": "X1:STRAIN",
-            "strain_rate": 4096.0,
-            "strain_unit": "strain",
-            "witnesses": [
-                w("X1:A", "standardise", 1),
-                w("X1:D", "fringe", 3),
-                w("X1:B", "standardise", 1),
-                w("X1:C", "standardise", 1),
-            ],
-            "psd_frequencies": [0.0, 512.0],
-            "psd_values": [1.0, 1.0],
-            "sample_rate": 1024.0,
-            "fftlength": 4.0,
-            "fduration": 2.0,
-            "highpass": 10.0,
-            "wavelength": 1.064e-6,
-            "harmonics": 1,
-        }
+    spec = _handmade_spec(
+        ("X1:A", "standardise", 1),
+        ("X1:D", "fringe", 3),
+        ("X1:B", "standardise", 1),
+        ("X1:C", "standardise", 1),
     )
     # A is feature 0, D features 1-3, B 4, C 5: pairs across A, B, C, never within D
     assert _witness_pairs(spec) == [[0, 4], [0, 5], [4, 5]]

@@ -206,11 +206,12 @@ class GridPredictor:
             x[:, k * self.hop - self.margin - x0 : (k + 1) * self.hop + self.margin - x0]
             for k in ks
         ]
-        pred = self._predict(windows) if ks else None
+        stacked = torch.stack(windows) if ks else None
+        pred = self._predict(stacked) if ks else None
         p = self._assemble(ks, pred, ok, out_lo, out_hi)
         energy, witness_energy = None, None
         if self.attribute and ks:
-            witness_energy = self._attribution(ks, windows, pred, ok, out_lo, out_hi)
+            witness_energy = self._attribution(ks, stacked, pred, ok, out_lo, out_hi)
         core = p[self.colour_edge : -self.colour_edge]
         energy = _bin_energy(core, self.bin)
         if witness_energy is None and self.attribute:
@@ -229,11 +230,12 @@ class GridPredictor:
         active = _active(ks, self.hop, self.rate, a, b)
         return ChunkPrediction(strain, whitened, active, energy, witness_energy, len(ks))
 
-    def _predict(self, windows) -> torch.Tensor:
-        """Central parts of the windows' predictions ``[n, hop]``."""
-        return self.model.predict_windows(torch.stack(windows), batch_size=self.batch_size)
+    def _predict(self, windows: torch.Tensor) -> torch.Tensor:
+        """Central parts of the predictions of stacked windows ``[n, features, window]``:
+        ``[n, hop]``."""
+        return self.model.predict_windows(windows, batch_size=self.batch_size)
 
-    def _attribution(self, ks, windows, pred, ok, out_lo: int, out_hi: int) -> np.ndarray:
+    def _attribution(self, ks, stacked, pred, ok, out_lo: int, out_hi: int) -> np.ndarray:
         """Energy per bin of ``p - p_without_c`` for every witness ``c`` (module docstring)."""
         groups, offset = [], 0
         for w in self.model.spec.witnesses:
@@ -241,11 +243,10 @@ class GridPredictor:
             offset += len(w.features)
         net = self.model.network
         linear = getattr(net, "linear_fitted", False) and hasattr(net, "linear_parts")
-        stacked = torch.stack(windows)
         if linear:
             device = next(net.parameters()).device
             tot, shares = [], []
-            for i in range(0, len(windows), self.batch_size):
+            for i in range(0, len(stacked), self.batch_size):
                 t, s = net.linear_parts(stacked[i : i + self.batch_size].to(device), groups)
                 tot.append(t.cpu())
                 shares.append(s.cpu())
@@ -253,7 +254,7 @@ class GridPredictor:
             network = (pred - lin_total).double().pow(2).sum(-1)
             ablate = torch.nonzero(network >= self.attribution_threshold).flatten()
         else:
-            ablate = torch.arange(len(windows))
+            ablate = torch.arange(len(stacked))
         edge = self.colour_edge
         parts = []
         for c, group in enumerate(groups):
@@ -261,7 +262,7 @@ class GridPredictor:
             if ablate.numel():
                 cut = stacked[ablate].clone()
                 cut[:, group] = 0
-                diff[ablate] = pred[ablate] - self._predict(list(cut))
+                diff[ablate] = pred[ablate] - self._predict(cut)
             d = self._assemble(ks, diff, ok, out_lo, out_hi)  # linear in the blocks: tapers too
             parts.append(_bin_energy(d[edge:-edge], self.bin))
         return np.stack(parts)

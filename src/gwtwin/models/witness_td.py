@@ -464,8 +464,9 @@ class WitnessTD(nn.Module):
         self._check(x)
         n_t = x.shape[-1]
         linear = None
-        if self.linear_fitted:
-            linear = fft_conv_same(self.linear_features(x), self.linear_fir.to(x.dtype)).sum(1)
+        taps = getattr(self, "linear_fir", None)
+        if taps is not None and taps.numel():  # unfitted (zero) taps add exact zeros
+            linear = fft_conv_same(self.linear_features(x), taps.to(x.dtype)).sum(1)
         keep = getattr(self, "network_features", None)
         if keep is not None and keep.numel() != self.in_channels:
             x = x.index_select(1, keep)

@@ -182,11 +182,15 @@ def condition_strain(data, spec: ConditioningSpec) -> torch.Tensor:
     """
     block = _strain_series(data, spec)
     x = _to_model_rate(block.data[0], block.sample_rate, spec.sample_rate)
-    f = torch.tensor(spec.psd_frequencies, dtype=torch.float64)
-    p = torch.tensor(spec.psd_values, dtype=torch.float64)
+    return _whiten_target(x, spec)
+
+
+def _whiten_target(x: torch.Tensor, spec: ConditioningSpec) -> torch.Tensor:
+    """The whitening of the training target: the spec's PSD, FIR length, high-pass and rfft
+    grid, no detrending."""
     return whiten(
         x,
-        (f, p),
+        spec.psd,
         spec.sample_rate,
         spec.fduration,
         spec.highpass,
@@ -211,17 +215,7 @@ def whitening_kernel(spec: ConditioningSpec) -> torch.Tensor:
     n0 = n // 2
     impulse = torch.zeros(n, dtype=torch.float64)
     impulse[n0] = 1.0
-    f = torch.tensor(spec.psd_frequencies, dtype=torch.float64)
-    p = torch.tensor(spec.psd_values, dtype=torch.float64)
-    response = whiten(
-        impulse,
-        (f, p),
-        spec.sample_rate,
-        spec.fduration,
-        spec.highpass,
-        detrend=None,
-        nfft=spec.nfft,
-    )
+    response = _whiten_target(impulse, spec)
     # y[t] = sum_i response[n0 + i] x[t - i]  ->  correlation taps k[j] = response[n0 + c - j]
     taps = response[n0 - c : n0 + c + 1].flip(0)
     peak = float(taps.abs().max())
@@ -284,9 +278,7 @@ def inverse_fir(spec: ConditioningSpec) -> torch.Tensor:
     if cached is not None and cached[0] is spec:
         return cached[1]
     rate, nfft = spec.sample_rate, spec.nfft
-    f = torch.tensor(spec.psd_frequencies, dtype=torch.float64)
-    p = torch.tensor(spec.psd_values, dtype=torch.float64)
-    w = design_fir((f, p), rate, spec.fduration, spec.highpass, nfft=nfft, inverse=True)
+    w = design_fir(spec.psd, rate, spec.fduration, spec.highpass, nfft=nfft, inverse=True)[0]
     ntaps = w.shape[-1]
     centred = torch.zeros(nfft, dtype=torch.float64)
     centred[:ntaps] = w

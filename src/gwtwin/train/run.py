@@ -199,9 +199,7 @@ def _model_kwargs(
 def _whitening_taps(spec: ConditioningSpec) -> torch.Tensor:
     from gwtwin.signal import design_fir
 
-    f = torch.tensor(spec.psd_frequencies, dtype=torch.float64)
-    p = torch.tensor(spec.psd_values, dtype=torch.float64)
-    return design_fir((f, p), spec.sample_rate, spec.fduration, spec.highpass, nfft=spec.nfft)
+    return design_fir(spec.psd, spec.sample_rate, spec.fduration, spec.highpass, nfft=spec.nfft)[0]
 
 
 def _provenance(attrs: dict) -> dict[str, Any]:
