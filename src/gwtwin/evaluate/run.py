@@ -86,7 +86,7 @@ class EvaluateConfig(BaseModel):
 def load_evaluate_config(source=None, overrides: dict | None = None) -> EvaluateConfig:
     """An :class:`EvaluateConfig` from YAML (whole file or its ``evaluate:`` section), a mapping
     or defaults; errors name the key and the value."""
-    from gwtwin.simulate.config import load_section
+    from gwtwin.configio import load_section
 
     return load_section(EvaluateConfig, "evaluate", source, overrides)
 

@@ -121,7 +121,7 @@ class CleanConfig(_Model):
 def load_clean_config(source=None, overrides: dict | None = None) -> CleanConfig:
     """A :class:`CleanConfig` from a YAML file (whole file or its ``clean:`` section), a
     mapping, or defaults; errors name the key and the value."""
-    from gwtwin.simulate.config import load_section
+    from gwtwin.configio import load_section
 
     return load_section(CleanConfig, "clean", source, overrides)
 
