@@ -22,8 +22,9 @@ def glitch_scenario(tmp_path_factory):
     and the truth catalogue.
     """
     from gwtwin.data import read
-    from gwtwin.evaluate.metrics import WITNESSED_FAMILIES, Whitener
+    from gwtwin.evaluate.metrics import WITNESSED_FAMILIES
     from gwtwin.signal.spectral import psd_block
+    from gwtwin.signal.whitening import Whitener
     from gwtwin.simulate import SimulationConfig, Simulator
     from gwtwin.simulate.engine import read_catalogue
 

@@ -13,7 +13,6 @@ from gwtwin.evaluate.metrics import (
     quiet_segments,
     score_glitches,
     summarise_scores,
-    veto_figures,
 )
 
 START = 1_400_000_000
@@ -95,16 +94,6 @@ def test_asd_ratio_on_quiet_stretches(glitch_scenario):
     np.testing.assert_allclose(scaled[band], 1.01, rtol=1e-12)
     with pytest.raises(GwtwinError, match="no 4.0 s Welch segment fits"):
         asd_ratio(raw, raw, s["t0"], s["rate"], segments=np.array([[START, START + 2]]))
-
-
-def test_veto_figures():
-    known = np.array([[0.0, 100.0]])
-    fig = veto_figures(np.array([[10.0, 11.0], [50.0, 51.0]]), known, np.array([10.5, 50.2, 70.0]))
-    assert fig["efficiency"] == pytest.approx(2 / 3)
-    assert fig["deadtime"] == pytest.approx(0.02)
-    assert fig["efficiency_over_deadtime"] == pytest.approx(100 / 3)
-    with pytest.raises(GwtwinError, match="zero known"):
-        veto_figures(np.zeros((0, 2)), np.zeros((0, 2)), np.array([1.0]))
 
 
 def test_shape_mismatch_is_named(glitch_scenario):

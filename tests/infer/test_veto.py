@@ -13,8 +13,8 @@ import torch
 
 from gwtwin.data import Block
 from gwtwin.data.flags import read_flags, write_flags
+from gwtwin.data.segments import efficiency_deadtime
 from gwtwin.errors import GwtwinError
-from gwtwin.evaluate.metrics import veto_figures
 from gwtwin.infer.veto import (
     FLAG_NAMES,
     VetoConfig,
@@ -104,11 +104,11 @@ def test_flags_from_metadata(oracle, tmp_path):
     for seg in failed.active:
         assert np.any((inj["gps_start"] < seg[1]) & (inj["gps_end"] > seg[0])), seg
     rows, _ = _near(np.array([]), table, ["blip"])
-    blips = veto_figures(np.array(list(unwitnessed.active)), known, rows["gps_peak"])
+    blips = efficiency_deadtime(np.array(list(unwitnessed.active)), known, rows["gps_peak"])
     assert blips["efficiency"] >= 0.9
     rows, _ = _near(np.array([]), table, ["scatter", "em", "powerline"])
     inside = (rows["gps_peak"] > known[0, 0]) & (rows["gps_peak"] < known[0, 1])
-    fig = veto_figures(np.array(list(witnessed.active)), known, rows["gps_peak"][inside])
+    fig = efficiency_deadtime(np.array(list(witnessed.active)), known, rows["gps_peak"][inside])
     # this scenario is ~5x denser in glitches than the default one, and scattered-light glitches
     # last 4-10 s, so the deadtime is ~15 %; the eff/deadtime >= 10 is for the default rates
     assert fig["efficiency"] >= 0.8 and fig["efficiency_over_deadtime"] >= 4, fig

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from gwpy.segments import Segment, SegmentList
 
+from gwtwin.data import segments as sg
 from gwtwin.select import coincidence_grid, run_rounds
-from gwtwin.select import segments as sg
 from gwtwin.select.compare import hveto_rounds
 from gwtwin.signal.triggers import TRIGGER_DTYPE
 

@@ -26,36 +26,13 @@ only where no strain glitch or injection is (the "no added noise" test) and over
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from gwtwin.errors import GwtwinError
-from gwtwin.signal.whitening import whiten, whiten_edge_size
+from gwtwin.signal.whitening import Whitener
 
 WITNESSED_FAMILIES = ("scatter", "em", "powerline")
-
-
-@dataclass(frozen=True)
-class Whitener:
-    """A fixed whitening filter: reference PSD, rate, filter length and high-pass corner."""
-
-    psd: object  # gwtwin.signal.spectral.PSD or (freqs, values)
-    sample_rate: float
-    fduration: float = 2.0
-    highpass: float | None = 10.0
-
-    def __call__(self, x) -> np.ndarray:
-        x = torch.as_tensor(np.asarray(x, dtype=np.float64))
-        out = whiten(
-            x, self.psd, self.sample_rate, self.fduration, self.highpass, detrend=None
-        ).numpy()
-        return out
-
-    @property
-    def edge_size(self) -> int:
-        return whiten_edge_size(self.sample_rate, self.fduration)
 
 
 def _windows(t0: float, rate: float, n: int, starts, ends, pad: float, edge: int):
@@ -286,25 +263,3 @@ def asd_ratio(
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.sqrt(p_clean / p_raw)
     return freqs, ratio, n
-
-
-def veto_figures(active: np.ndarray, known: np.ndarray, gps: np.ndarray) -> dict:
-    """Efficiency (share of ``gps`` inside ``active``), deadtime and their ratio."""
-    active = np.asarray(active, np.float64).reshape(-1, 2)
-    known = np.asarray(known, np.float64).reshape(-1, 2)
-    live = float(np.sum(known[:, 1] - known[:, 0]))
-    if live <= 0:
-        raise GwtwinError("zero known (live) time: efficiency and deadtime are undefined")
-    gps = np.asarray(gps, np.float64)
-    inside = np.zeros(gps.size, bool)
-    for a, b in active:
-        inside |= (gps >= a) & (gps < b)
-    dead = float(np.sum(active[:, 1] - active[:, 0])) / live
-    eff = float(inside.mean()) if gps.size else float("nan")
-    return {
-        "efficiency": eff,
-        "deadtime": dead,
-        "efficiency_over_deadtime": eff / dead if dead > 0 else float("inf"),
-        "n_glitches": int(gps.size),
-        "n_vetoed": int(inside.sum()),
-    }

@@ -43,19 +43,19 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from gwtwin.data.segments import efficiency_deadtime
 from gwtwin.errors import GwtwinError
 from gwtwin.evaluate.metrics import (
     WITNESSED_FAMILIES,
-    Whitener,
     injection_safety,
     quiet_segments,
     score_glitches,
     summarise_scores,
-    veto_figures,
     welch_powers,
 )
 from gwtwin.infer.clean import json_default
 from gwtwin.infer.glitches import write_columns
+from gwtwin.signal.whitening import Whitener
 
 EVALUATE_FILE = "evaluate.json"
 STRAIN_FAMILIES = (*WITNESSED_FAMILIES, "blip", "injection")  #: what shows in strain
@@ -361,9 +361,9 @@ def _flag_figures(clean: Path, table, config, read_flags, spans) -> dict:
         for a, b in zip(lo[target], hi[target], strict=True):
             in_target |= (trig_time >= a) & (trig_time < b)
         population = trig_time[in_target & _in(trig_time, known)]
-        figures = veto_figures(active, known, population)
+        figures = efficiency_deadtime(active, known, population)
         cat = target & _in(peak, known) & (snr >= config.flag_snr)
-        cat_figures = veto_figures(active, known, peak[cat])
+        cat_figures = efficiency_deadtime(active, known, peak[cat])
         out[name] = {
             **figures,
             "catalogue_efficiency": cat_figures["efficiency"],

@@ -46,6 +46,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from gwtwin.data import Block, find_frames, read
 from gwtwin.data.frames import write_frames
+from gwtwin.data.segments import merge_spans
 from gwtwin.errors import ConfigError, GwtwinError
 from gwtwin.infer.predict import BINS_PER_SECOND, NS, GridPredictor
 
@@ -357,9 +358,9 @@ def clean_frames(
         "segments": [list(s) for s in segments],
         "gaps": [list(g) for g in gaps],
         "seconds": total,
-        "cleaning_applied_seconds": float(sum(b - a for a, b in _merge_spans(applied))),
-        "cleaning_applied": [list(s) for s in _merge_spans(applied)],
-        "nonfinite_strain": [list(s) for s in _merge_spans(bad_strain)],
+        "cleaning_applied_seconds": float(sum(b - a for a, b in merge_spans(applied))),
+        "cleaning_applied": [list(s) for s in merge_spans(applied)],
+        "nonfinite_strain": [list(s) for s in merge_spans(bad_strain)],
         "context_seconds": predictor.context_seconds,
         "chunk_duration": config.chunk_duration,
         "n_windows": n_windows,
@@ -375,7 +376,7 @@ def clean_frames(
     ifo = strain_channel.split(":", 1)[0]
     flag = make_flag(
         f"{ifo}:GWTWIN_CLEANING_APPLIED",
-        _merge_spans(applied),
+        merge_spans(applied),
         [(float(a), float(b)) for a, b in segments],
         description="time where gwtwin subtracted a witness prediction from strain",
     )
@@ -392,16 +393,6 @@ def json_default(value):
     if isinstance(value, np.ndarray):
         return value.tolist()
     raise TypeError(f"not JSON-able: {type(value).__name__}")
-
-
-def _merge_spans(spans) -> list[tuple[float, float]]:
-    out: list[list[float]] = []
-    for a, b in sorted(spans):
-        if out and a <= out[-1][1] + 1e-9:
-            out[-1][1] = max(out[-1][1], b)
-        else:
-            out.append([a, b])
-    return [(a, b) for a, b in out]
 
 
 class _Attribution:

@@ -21,8 +21,7 @@ import torch
 
 from gwtwin.data import Block, read
 from gwtwin.data.flags import write_flags
-from gwtwin.evaluate.metrics import Whitener, veto_figures
-from gwtwin.infer.clean import _merge_spans as _merged
+from gwtwin.data.segments import efficiency_deadtime, merge_spans
 from gwtwin.infer.veto import (
     FLAG_NAMES,
     METADATA_COLUMNS,
@@ -32,6 +31,7 @@ from gwtwin.infer.veto import (
 )
 from gwtwin.signal.spectral import psd_block
 from gwtwin.signal.triggers import find_triggers, write_triggers
+from gwtwin.signal.whitening import Whitener
 
 SNIPPET = 4.0  #: seconds each side of a glitch kept for its image
 CATEGORIES = ("cleaning failed", "unwitnessed", "cleaned")
@@ -154,7 +154,7 @@ def run_veto(
     if not len(metadata["gps"]):
         metadata = _empty_metadata()
     ifo = strain_channel.split(":", 1)[0]
-    known = _merged(known)
+    known = merge_spans(known)
     flags = veto_flags(metadata, known, ifo, pad=vs.pad) if known else []
     paths = {}
     if flags:
@@ -177,7 +177,7 @@ def run_veto(
     if known:
         for short, flag in zip(FLAG_NAMES, flags, strict=True):
             sel = _population(metadata, short)
-            figures[short] = veto_figures(
+            figures[short] = efficiency_deadtime(
                 np.asarray([[s[0], s[1]] for s in flag.active], float).reshape(-1, 2),
                 np.asarray(known, float),
                 metadata["gps"][sel],
@@ -199,7 +199,7 @@ def run_veto(
         "veto": {
             "known": [list(s) for s in known],
             "known_seconds": float(sum(b - a for a, b in known)),
-            "skipped_short_segments": [list(s) for s in _merged(skipped)],
+            "skipped_short_segments": [list(s) for s in merge_spans(skipped)],
             "counts": counts,
             "flags": {
                 name: {

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from gwtwin.data import segments as sg
 from gwtwin.errors import GwtwinError
-from gwtwin.select import segments as sg
 
 __all__ = ["hveto_rounds"]
 

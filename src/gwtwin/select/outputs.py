@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gwtwin.select import segments as sg
+from gwtwin.data import segments as sg
 
 __all__ = ["flag_name", "veto_flags", "write_outputs"]
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from gwtwin.select import segments as sg
+from gwtwin.data import segments as sg
 from gwtwin.select.significance import significance
 
 __all__ = ["Round", "RoundsResult", "coincidence_grid", "run_rounds"]

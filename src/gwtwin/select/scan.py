@@ -29,8 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
+from gwtwin.data import segments as sg
 from gwtwin.errors import GwtwinError
-from gwtwin.select import segments as sg
 from gwtwin.select.coincidence import CoincidenceScores, coincidence_scores
 from gwtwin.select.config import SelectConfig, load_config
 from gwtwin.select.rounds import RoundsResult, _median_snr, run_rounds

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gwtwin.select import segments as sg
+from gwtwin.data import segments as sg
 from gwtwin.select.rounds import run_rounds
 
 __all__ = ["SlideResult", "shift_triggers", "time_slides"]

@@ -41,7 +41,9 @@ fixed ``nfft`` (e.g. ``fftlength * sample_rate``) to get the identical filter fo
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from gwtwin.data import Block
@@ -416,3 +418,30 @@ def colour_block(
         edge = whiten_edge_size(block.sample_rate, fduration)
         result = result.isel(edge, block.size - edge)
     return result
+
+
+@dataclass(frozen=True)
+class Whitener:
+    """A fixed whitening filter (reference PSD, rate, filter length, high-pass corner) applied to
+    float64 arrays: the one whitening that veto and evaluation compare raw and cleaned strain in.
+
+    ``psd`` is a :class:`~gwtwin.signal.spectral.PSD` or ``(freqs, values)``; ``sample_rate``
+    Hz; ``fduration`` s (the filter length); ``highpass`` Hz or None. ``edge_size`` samples at
+    each end are corrupted by the filter (:func:`whiten_edge_size`).
+    """
+
+    psd: object  # gwtwin.signal.spectral.PSD or (freqs, values)
+    sample_rate: float
+    fduration: float = 2.0
+    highpass: float | None = 10.0
+
+    def __call__(self, x) -> np.ndarray:
+        x = torch.as_tensor(np.asarray(x, dtype=np.float64))
+        out = whiten(
+            x, self.psd, self.sample_rate, self.fduration, self.highpass, detrend=None
+        ).numpy()
+        return out
+
+    @property
+    def edge_size(self) -> int:
+        return whiten_edge_size(self.sample_rate, self.fduration)

@@ -1,17 +1,25 @@
 """Segment arithmetic on ``[n, 2]`` float arrays of GPS ``[start, end]`` (coalesced, sorted).
 
-The rounds veto, subtract and measure segments thousands of times; plain numpy keeps that cheap.
-:func:`to_segmentlist` converts to gwpy at the file boundary.
+The one place where gwtwin adds, intersects, subtracts and measures time segments (selection,
+cleaning, veto and evaluation all use it). The semantics are gwpy's ``SegmentList`` (half-open
+segments, touching ones coalesce); the representation is a plain numpy array because the
+selection rounds veto, subtract and measure segments thousands of times, where gwpy's pure-Python
+segments would dominate the run time. :func:`to_segmentlist` converts to gwpy at the file
+boundary (flags, XML); :func:`merge_spans` gives plain ``(start, end)`` tuples for JSON.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from gwtwin.errors import GwtwinError
+
 __all__ = [
     "coalesce",
+    "efficiency_deadtime",
     "contains",
     "intersect",
+    "merge_spans",
     "subtract",
     "to_segmentlist",
     "total",
@@ -38,6 +46,16 @@ def coalesce(segs) -> np.ndarray:
     idx = np.flatnonzero(new)
     stops = np.maximum.reduceat(arr[:, 1], idx)
     return np.stack([starts, stops], axis=1)
+
+
+def merge_spans(segs, tolerance: float = 1e-9) -> list[tuple[float, float]]:
+    """Coalesced segments as ``(start, end)`` float tuples (JSON-able); segments separated by at
+    most ``tolerance`` s are merged too (default 1 ns, the GPS resolution: pieces computed from
+    sample times in float64 touch only to rounding)."""
+    arr = coalesce(segs)
+    if tolerance > 0 and len(arr) > 1:
+        arr = coalesce(arr + np.array([0.0, tolerance])) - np.array([0.0, tolerance])
+    return [(float(lo), float(hi)) for lo, hi in arr]
 
 
 def total(segs) -> float:
@@ -112,3 +130,25 @@ def to_segmentlist(segs):
     from gwpy.segments import Segment, SegmentList
 
     return SegmentList(Segment(float(lo), float(hi)) for lo, hi in _as(segs))
+
+
+def efficiency_deadtime(active, known, times) -> dict:
+    """hveto's figures of merit of a flag: efficiency (share of ``times`` inside ``active``,
+    half-open), deadtime (active time over ``known`` time) and their ratio."""
+    active = _as(active)
+    live = total(coalesce(known))
+    if live <= 0:
+        raise GwtwinError("zero known (live) time: efficiency and deadtime are undefined")
+    times = np.asarray(times, np.float64)
+    inside = np.zeros(times.size, bool)
+    for a, b in active:
+        inside |= (times >= a) & (times < b)
+    dead = float(np.sum(active[:, 1] - active[:, 0])) / live
+    eff = float(inside.mean()) if times.size else float("nan")
+    return {
+        "efficiency": eff,
+        "deadtime": dead,
+        "efficiency_over_deadtime": eff / dead if dead > 0 else float("inf"),
+        "n_glitches": int(times.size),
+        "n_vetoed": int(inside.sum()),
+    }
