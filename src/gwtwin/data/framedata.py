@@ -9,9 +9,9 @@ from pathlib import Path
 
 import torch
 
-from gwtwin.data.backends import grid_offset, index_at, time_at
 from gwtwin.data.block import NS, Block, ns_to_gps, to_ns
 from gwtwin.data.errors import GapError
+from gwtwin.data.pieces import grid_offset, index_at, time_at
 from gwtwin.errors import GwtwinError
 
 

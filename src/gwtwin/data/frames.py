@@ -22,14 +22,7 @@ import numpy as np
 import torch
 
 from gwtwin.data import gwf, hdf5
-from gwtwin.data.backends import (
-    Piece,
-    grid_offset,
-    index_at,
-    missing_channels_error,
-    open_frame,
-    time_at,
-)
+from gwtwin.data.backends import missing_channels_error, open_frame
 from gwtwin.data.block import NS, Block, _check_rate, ns_to_gps, to_ns
 from gwtwin.data.errors import (
     FrameNameError,
@@ -39,6 +32,7 @@ from gwtwin.data.errors import (
 )
 from gwtwin.data.files import find_frames, format_of, frame_name, parse_frame_name
 from gwtwin.data.framedata import FrameData, _fmt, _fmt_span, _segment, _segment_list
+from gwtwin.data.pieces import Piece, grid_offset, index_at, time_at
 from gwtwin.errors import GwtwinError
 
 # -- interval helpers (integer ns) -----------------------------------------------------------

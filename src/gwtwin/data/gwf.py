@@ -19,9 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from gwtwin.data.backends import Piece, rate_from_dt, slice_span
 from gwtwin.data.block import NS, Block, ns_to_gps, to_ns
 from gwtwin.data.errors import CorruptFrameError, UnknownFormatError
+from gwtwin.data.pieces import Piece, rate_from_dt, slice_span
 from gwtwin.errors import GwtwinError
 
 # -- unit conversion -------------------------------------------------------------------------

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-from gwtwin.data.backends import Piece, rate_from_dt, slice_span, snap_t0, time_at
 from gwtwin.data.block import NS, Block
 from gwtwin.data.errors import CorruptFrameError, UnknownFormatError
+from gwtwin.data.pieces import Piece, rate_from_dt, slice_span, snap_t0, time_at
 
 #: root attribute of gwtwin-written HDF5 files: JSON {dataset: exact GPS start in ns}
 #: (gwpy stores ``x0`` as a float, good to ~0.1 us at GPS 1e9)
