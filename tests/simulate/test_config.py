@@ -105,7 +105,7 @@ def test_instrument_seed_fixes_the_hidden_constants_not_the_events():
             {"duration": 256, "seed": seed, "instrument_seed": instrument_seed}
         )
         cat = Catalogue(c)
-        return cat._scatter_phases, [(e.family, e.peak_ns) for e in cat.events]
+        return cat.scatter.phases, [(e.family, e.peak_ns) for e in cat.events]
 
     phases_1, events_1 = draw(1, None)
     phases_2, events_2 = draw(2, None)

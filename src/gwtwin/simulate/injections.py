@@ -9,10 +9,17 @@ strain sample grid with LAL's sub-sample interpolation (``SimAddInjectionREAL8Ti
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from gwtwin.errors import GwtwinError
+from gwtwin.simulate.noise import rng_for
+from gwtwin.simulate.psd import peak_frequency, snr
+from gwtwin.simulate.waveforms import draw
+
+if TYPE_CHECKING:
+    from gwtwin.simulate.events import Catalogue
 
 
 def project_waveform(
@@ -91,3 +98,52 @@ def project_waveform(
     if nz.size == 0:
         raise GwtwinError("the injected waveform is empty (check masses and f_min)")
     return i0 + int(nz[0]), out[nz[0] : nz[-1] + 1]
+
+
+def draw_injections(cat: Catalogue) -> None:
+    """Draw ``injections.count`` binaries, scale each to its drawn SNR and add them to ``cat``.
+
+    The distance is rescaled from 100 Mpc to give the drawn SNR against the design PSD;
+    coalescence times are uniform in the span (away from its edges), independent of the glitches.
+    """
+    cfg = cat.config
+    inj = cfg.injections
+    rate, psd, f_low = cat.rate, cat.psd, cat.f_low
+    rng = rng_for(cfg.seed, "catalogue", "injection")
+    span = (cfg.start + cfg.edge_margin + 2.0, cfg.start + cfg.duration - cfg.edge_margin)
+    for _ in range(inj.count):
+        m1, m2 = float(draw(inj.mass1, rng)), float(draw(inj.mass2, rng))
+        m1, m2 = max(m1, m2), min(m1, m2)
+        params = {
+            "mass1": m1,
+            "mass2": m2,
+            "spin1z": float(rng.uniform(*inj.spin_z)),
+            "spin2z": float(rng.uniform(*inj.spin_z)),
+            "ra": float(rng.uniform(0, 2 * math.pi)),
+            "dec": float(np.arcsin(rng.uniform(-1, 1))),
+            "psi": float(rng.uniform(0, math.pi)),
+            "inclination": float(np.arccos(rng.uniform(-1, 1))),
+            "coa_phase": float(rng.uniform(0, 2 * math.pi)),
+            "distance_mpc": 100.0,
+            "approximant": inj.approximant,
+            "f_min": inj.f_min,
+        }
+        target = float(draw(inj.snr, rng))
+        tc = float(rng.uniform(*span))
+        params["geocent_end_time"] = tc
+        i0, h = project_waveform(params, cfg.prefix, cfg.start, rate)
+        scale = target / snr(h, rate, psd, f_low)
+        params["distance_mpc"] = 100.0 / scale
+        h = h * scale
+        cat.add_piece("injection", i0, h)
+        t0 = cfg.start + i0 / rate
+        peak = t0 + int(np.argmax(np.abs(h))) / rate
+        cat.add(
+            "injection",
+            peak,
+            t0,
+            t0 + h.size / rate,
+            snr=snr(h, rate, psd, f_low),
+            frequency=peak_frequency(h, rate, psd, f_low),
+            params=params,
+        )

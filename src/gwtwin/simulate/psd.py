@@ -98,6 +98,41 @@ def snr(
     return float(np.sqrt(4.0 * np.sum(np.abs(hf[band]) ** 2 / s[band]) * df))
 
 
+def peak_frequency(waveform: np.ndarray, sample_rate: float, psd, f_low: float) -> float:
+    """Frequency (Hz) where the SNR density ``|h~(f)|^2 / S(f)`` of a waveform peaks, above
+    ``f_low`` (the catalogue's ``frequency`` column)."""
+    n = fft_size(waveform.size)
+    freqs = np.fft.rfftfreq(n, 1.0 / sample_rate)
+    density = np.abs(np.fft.rfft(waveform, n=n)) ** 2 / psd(freqs)
+    density[freqs < f_low] = 0.0
+    return float(freqs[int(np.argmax(density))])
+
+
+class CachedPSD:
+    """The design PSD as a callable, memoised per rfft grid (SNRs reuse a few grid lengths).
+
+    Parameters
+    ----------
+    curve : str
+        A design curve of :data:`CURVES`.
+    floor_frequency : float
+        Hz; the PSD is held flat below it (see :func:`design_psd`).
+    """
+
+    def __init__(self, curve: str, floor_frequency: float):
+        self.curve, self.floor = curve, floor_frequency
+        self._cache: dict[tuple[int, float], np.ndarray] = {}
+
+    def __call__(self, freqs) -> np.ndarray:
+        freqs = np.asarray(freqs, dtype=float)
+        if freqs.ndim != 1 or freqs.size < 2 or freqs[0] != 0:
+            return design_psd(freqs, self.curve, self.floor)
+        key = (freqs.size, float(freqs[1]))
+        if key not in self._cache:
+            self._cache[key] = design_psd(freqs, self.curve, self.floor)
+        return self._cache[key]
+
+
 def fft_size(size: int) -> int:
     """The power of two at or above ``size`` (fast FFTs, and few distinct PSD grids to cache)."""
     return 1 << max(0, int(size - 1).bit_length())
