@@ -92,7 +92,7 @@ def main(argv=None) -> int:
         best.append(time.perf_counter() - t)
     t_ours = min(best)
     t = time.perf_counter()
-    ref = hveto_rounds(sel.strain, sel.auxiliary, sel.live)
+    ref = hveto_rounds(sel.strain, sel.auxiliary, sel.live, strain_channel=sel.strain_channel)
     t_ref = time.perf_counter() - t
     print(
         f"{'round':>5} {'gwtwin winner':<24} {'hveto winner':<24} "

@@ -21,7 +21,7 @@ from gwtwin.errors import ConfigError, GwtwinError
 from gwtwin.evaluate.run import EvaluateConfig, evaluate_run, load_evaluate_config
 
 STRAIN = "V1:Hrec_hoft_4096Hz"
-CLEANED = STRAIN + "_GWTWIN"
+CLEANED = STRAIN + "_CLEANED"
 
 
 def _fake_clean(scenario, directory, subtract: np.ndarray):
@@ -150,9 +150,9 @@ def test_flag_figures_count_strain_triggers_like_hveto(tmp_path):
     (clean / "triggers").mkdir()
     known = np.array([[0.0, 100.0]])
     flags = [
-        make_flag("V1:GWTWIN_WITNESSED", np.array([[10.0, 12.0], [50.0, 51.0]]), known),
-        make_flag("V1:GWTWIN_UNWITNESSED", np.array([[80.0, 80.5]]), known),
-        make_flag("V1:GWTWIN_CLEANING_FAILED", np.zeros((0, 2)), known),
+        make_flag("V1:GWTWIN-WITNESSED", np.array([[10.0, 12.0], [50.0, 51.0]]), known),
+        make_flag("V1:GWTWIN-UNWITNESSED", np.array([[80.0, 80.5]]), known),
+        make_flag("V1:GWTWIN-CLEANING_FAILED", np.zeros((0, 2)), known),
     ]
     write_flags(flags, clean / "flags" / "gwtwin-veto", formats=("h5",))
     rows = np.zeros(6, TRIGGER_DTYPE)
@@ -169,13 +169,13 @@ def test_flag_figures_count_strain_triggers_like_hveto(tmp_path):
         "gps_end": np.array([14.0, 80.3, 50.8, 96.0]),
     }
     out = _flag_figures(clean, table, EvaluateConfig(), read_flags, [(0.0, 90.0)])
-    w = out["GWTWIN_WITNESSED"]
+    w = out["V1:GWTWIN-WITNESSED:1"]
     assert w["n_glitches"] == 2 and w["n_vetoed"] == 1  # 10.5 in, 13.0 out; 50.5 too weak
     assert w["deadtime"] == pytest.approx(3.0 / 90.0)
     assert w["efficiency_over_deadtime"] == pytest.approx(0.5 / (3.0 / 90.0))
     # catalogue peaks at SNR >= 8 inside [0, 90): 11.0 (flagged) and 50.4 (flagged)
     assert w["catalogue_n_glitches"] == 2 and w["catalogue_efficiency"] == 1.0
-    u = out["GWTWIN_UNWITNESSED"]
+    u = out["V1:GWTWIN-UNWITNESSED:1"]
     assert u["n_glitches"] == 1 and u["efficiency"] == 1.0
     assert u["deadtime"] == pytest.approx(0.5 / 90.0)
-    assert out["GWTWIN_CLEANING_FAILED"]["efficiency"] == 0.0
+    assert out["V1:GWTWIN-CLEANING_FAILED:1"]["efficiency"] == 0.0

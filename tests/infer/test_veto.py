@@ -95,7 +95,7 @@ def test_oracle_cleaning_metadata(oracle):
 def test_flags_from_metadata(oracle, tmp_path):
     s, meta, known = oracle
     flags = veto_flags(meta, known, "V1")
-    assert [f.name for f in flags] == [f"V1:{n}:1" for n in FLAG_NAMES]
+    assert [f.name for f in flags] == [f"V1:GWTWIN-{n}:1" for n in FLAG_NAMES]
     witnessed, failed, unwitnessed = flags
     table = s["table"]
     # the oracle cleans every witnessed glitch: "failed" only where an injection (kept, as it

@@ -73,7 +73,7 @@ def test_blips_unattributed_and_witnessed_families_vetoed(selection, simulated):
 
 def test_same_winners_and_efficiency_as_hveto(selection):
     sel, _ = selection
-    ref = hveto_rounds(sel.strain, sel.auxiliary, sel.live)
+    ref = hveto_rounds(sel.strain, sel.auxiliary, sel.live, strain_channel=sel.strain_channel)
     ours = sel.rounds.rounds
     assert [r["winner"] for r in ref] == [r.winner for r in ours]
     for mine, theirs in zip(ours, ref, strict=True):
@@ -124,9 +124,9 @@ def test_outputs(selection):
         (out / "veto_segments.h5", {}),
     ):
         flags = DataQualityDict.read(str(path), **kw)
-        assert sorted(flags) == [f"V1:GWTWIN_HVETO_ROUND_{r.n}:1" for r in sel.rounds.rounds]
+        assert sorted(flags) == [f"V1:GWTWIN-HVETO_ROUND_{r.n}:1" for r in sel.rounds.rounds]
     r1 = sel.rounds.rounds[0]
-    flag = DataQualityFlag.read(str(out / "veto_segments.h5"), "V1:GWTWIN_HVETO_ROUND_1:1")
+    flag = DataQualityFlag.read(str(out / "veto_segments.h5"), "V1:GWTWIN-HVETO_ROUND_1:1")
     assert float(abs(flag.active)) == pytest.approx(r1.deadtime, abs=1e-6)
     for png in ("significance.png", "delays.png", "efficiency_deadtime.png"):
         assert (out / "plots" / png).stat().st_size > 10_000
@@ -242,5 +242,5 @@ def test_default_scenario_acceptance(seed, tmp_path):
     assert not set(names) - COUPLED
     assert LVDT in [r["name"] for r in sel.redundant]
     assert sel.slides.false_selection_rate <= 0.01
-    ref = hveto_rounds(sel.strain, sel.auxiliary, sel.live)
+    ref = hveto_rounds(sel.strain, sel.auxiliary, sel.live, strain_channel=sel.strain_channel)
     assert [r["winner"] for r in ref] == [r.winner for r in sel.rounds.rounds]

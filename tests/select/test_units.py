@@ -95,11 +95,18 @@ def test_config_defaults_and_yaml(tmp_path):
     assert cfg.thresholds == [8, 10, 12, 15, 20, 50, 100, 300]
     assert cfg.windows == [0.1, 0.2, 0.5, 1, 2, 5]
     assert cfg.min_significance == 5 and cfg.strain_snr == 8
+    assert cfg.strain_channel is None  # no detector's name as a default
     assert cfg.is_unsafe("V1:Hrec_hoft_4096Hz") and cfg.is_unsafe("V1:LSC_DARM_ERR")
+    assert cfg.is_unsafe("H1:GDS-CALIB_STRAIN") and cfg.is_unsafe("H1:CAL-DELTAL_EXTERNAL_DQ")
     assert not cfg.is_unsafe("V1:ENV_CEB_MAG_N")
+    assert not cfg.is_unsafe("H1:PEM-CS_MAG_LVEA_VERTEX_X_DQ")
+    # products of the strain channel (gwtwin's own outputs) are unsafe whatever their name
+    ligo = SelectConfig(strain_channel="L1:MY-H_OF_T", unsafe=[])
+    assert ligo.is_unsafe("L1:MY-H_OF_T") and ligo.is_unsafe("L1:MY-H_OF_T_CLEANED")
+    assert not ligo.is_unsafe("L1:PEM-EY_MAG_EBAY_SEIRACK_X_DQ")
     assert cfg.rule_for("V1:ASC_NE_TX_CORR").qrange == (4.0, 16.0)
     path = tmp_path / "s.yaml"
-    path.write_text("select:\n  min_significance: 6\n  slides: {count: 3, step: 100}\n")
+    path.write_text("scan:\n  min_significance: 6\n  slides: {count: 3, step: 100}\n")
     loaded = load_config(path)
     assert loaded.min_significance == 6 and loaded.slides.count == 3
     assert load_config(loaded.model_dump()) == loaded
@@ -113,9 +120,9 @@ def test_example_config_validates():
 
 
 def test_config_errors(tmp_path):
-    with pytest.raises(ConfigError, match="unknown key 'slides.cout'; allowed here: count, step"):
+    with pytest.raises(ConfigError, match=r"slides.cout: unknown key \(allowed here: count, step"):
         load_config({"slides": {"cout": 3}})
-    with pytest.raises(ConfigError, match="unknown key 'bogus'.*strain_channel"):
+    with pytest.raises(ConfigError, match=r"bogus: unknown key \(allowed here: .*strain_channel"):
         load_config({"bogus": 1})
     with pytest.raises(ConfigError, match=r"min_significance: .*greater than 0"):
         load_config({"min_significance": -1})
@@ -123,5 +130,5 @@ def test_config_errors(tmp_path):
         load_config({"slides": {"step": 20}})
     with pytest.raises(ConfigError, match=r"channel_triggers.0.method.*'auto', 'qtransform'"):
         load_config({"channel_triggers": [{"match": "*", "method": "wavelet"}]})
-    with pytest.raises(ConfigError, match="selection config .* not found"):
+    with pytest.raises(ConfigError, match="selection config .* does not exist"):
         load_config(tmp_path / "missing.yaml")

@@ -114,7 +114,7 @@ def test_cli_train_list_promote(tiny, capsys, monkeypatch):
     blocks = [read(sim / "frames", [c]).block for c in WITNESSES]
     pred = twin.predict(blocks)
     assert pred.sample_rate == 1024.0 and pred.size > 0
-    assert pred.channels == ("V1:GWTWIN_PREDICTION",)
+    assert pred.channels == ("V1:Hrec_hoft_4096Hz_PREDICTION",)
     with pytest.raises(MissingChannelError, match="V1:ASC_NE_TX_CORR"):
         twin.predict(blocks[:3])
     with pytest.raises(ChannelOrderError, match="wrong order"):

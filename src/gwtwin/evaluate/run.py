@@ -25,8 +25,8 @@ whitening of each piece (median Welch PSD of the raw strain):
   time too.  Those bins (``line_width`` Hz around each witnessed line) are reported apart; the
   "no added noise" criterion holds for every other bin of ``band``;
 - **flags** (from the clean step), as hveto measures a veto: efficiency on the raw-strain
-  triggers with SNR >= ``flag_snr`` that lie in witnessed glitches (``GWTWIN_WITNESSED``) or in
-  blips (``GWTWIN_UNWITNESSED``), and deadtime; the share of truth glitches at catalogue SNR >=
+  triggers with SNR >= ``flag_snr`` that lie in witnessed glitches (``GWTWIN-WITNESSED``) or in
+  blips (``GWTWIN-UNWITNESSED``), and deadtime; the share of truth glitches at catalogue SNR >=
   ``flag_snr`` whose peak the flag covers is reported beside it (``catalogue_efficiency``).
 
 Outputs in the output directory: ``evaluate.json`` (everything, with a ``headline`` and the
@@ -43,6 +43,8 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from gwtwin.data import segments as sg
+from gwtwin.data.channels import FLAG_GROUP
 from gwtwin.data.segments import efficiency_deadtime
 from gwtwin.errors import GwtwinError
 from gwtwin.evaluate.metrics import (
@@ -106,14 +108,9 @@ def _witnessed_lines(simulation: Path, config: EvaluateConfig) -> tuple[list[flo
     return [pl.mains_frequency * (2 * k + 1) for k in range(1 + len(pl.harmonics))], width
 
 
-def _spans_intersect(a, b):
-    out = []
-    for a0, a1 in a:
-        for b0, b1 in b:
-            lo, hi = max(a0, b0), min(a1, b1)
-            if hi > lo:
-                out.append((lo, hi))
-    return out
+def _intersect(a, b) -> list[tuple[float, float]]:
+    """``a & b`` of two span lists, as ``(start, end)`` tuples."""
+    return sg.merge_spans(sg.intersect(sg.coalesce(a), sg.coalesce(b)), tolerance=0.0)
 
 
 def evaluate_run(simulation, clean, output, config: EvaluateConfig | None = None, *, log=print):
@@ -144,7 +141,7 @@ def evaluate_run(simulation, clean, output, config: EvaluateConfig | None = None
     segments = [tuple(s) for s in info["segments"]]
     lo = config.start if config.start is not None else segments[0][0]
     hi = config.end if config.end is not None else segments[-1][1]
-    spans = _spans_intersect(segments, [(lo, hi)])
+    spans = _intersect(segments, [(lo, hi)])
     if not spans:
         raise GwtwinError(
             f"the evaluation span [{lo}, {hi}) does not overlap the cleaned segments {segments}"
@@ -206,7 +203,7 @@ def evaluate_run(simulation, clean, output, config: EvaluateConfig | None = None
             edge = whiten.edge_size / rate
             core = [(max(c, t0 + edge), min(d, g1 - edge))]
             quiet = quiet_segments(core[0], in_strain, config.quiet_pad)
-            quiet = _spans_intersect([tuple(q) for q in quiet], applied)
+            quiet = _intersect([tuple(q) for q in quiet], applied)
             f, pc, pr, n = welch_powers(
                 r, cl, t0, rate, fftlength=config.fftlength, segments=np.asarray(quiet)
             )
@@ -335,18 +332,18 @@ def _flag_figures(clean: Path, table, config, read_flags, spans) -> dict:
         if rows is not None and rows.size:
             trig_time = rows["time"][rows["snr"] >= config.flag_snr]
     targets = {
-        "GWTWIN_WITNESSED": np.isin(family, WITNESSED_FAMILIES),
-        "GWTWIN_UNWITNESSED": family == "blip",
-        "GWTWIN_CLEANING_FAILED": np.isin(family, WITNESSED_FAMILIES),
+        "WITNESSED": np.isin(family, WITNESSED_FAMILIES),
+        "UNWITNESSED": family == "blip",
+        "CLEANING_FAILED": np.isin(family, WITNESSED_FAMILIES),
     }
     out = {}
     for name, target in targets.items():
-        flag = next((f for key, f in flags.items() if key.split(":")[1] == name), None)
+        flag = _flag_by_name(flags, name)
         if flag is None:
             continue
-        known = _spans_intersect([(float(a), float(b)) for a, b in flag.known], spans)
+        known = _intersect([(float(a), float(b)) for a, b in flag.known], spans)
         known = np.asarray(known, np.float64).reshape(-1, 2)
-        active = _spans_intersect([(float(a), float(b)) for a, b in flag.active], known.tolist())
+        active = _intersect([(float(a), float(b)) for a, b in flag.active], known.tolist())
         active = np.asarray(active, np.float64).reshape(-1, 2)
         if not len(known):
             continue
@@ -364,7 +361,7 @@ def _flag_figures(clean: Path, table, config, read_flags, spans) -> dict:
         figures = efficiency_deadtime(active, known, population)
         cat = target & _in(peak, known) & (snr >= config.flag_snr)
         cat_figures = efficiency_deadtime(active, known, peak[cat])
-        out[name] = {
+        out[flag.name] = {
             **figures,
             "catalogue_efficiency": cat_figures["efficiency"],
             "catalogue_n_glitches": cat_figures["n_glitches"],
@@ -374,11 +371,18 @@ def _flag_figures(clean: Path, table, config, read_flags, spans) -> dict:
     return out
 
 
+def _flag_by_name(flags: dict, name: str):
+    """The flag ``<IFO>:GWTWIN-<name>:<version>`` of a mapping keyed by full flag names."""
+    return next(
+        (f for key, f in flags.items() if key.split(":")[1] == f"{FLAG_GROUP}-{name}"), None
+    )
+
+
 def _population(name: str) -> str:
     return {
-        "GWTWIN_WITNESSED": "raw-strain triggers in witnessed glitches (scatter, em, powerline)",
-        "GWTWIN_UNWITNESSED": "raw-strain triggers in blips (no witness)",
-        "GWTWIN_CLEANING_FAILED": "raw-strain triggers in witnessed glitches",
+        "WITNESSED": "raw-strain triggers in witnessed glitches (scatter, em, powerline)",
+        "UNWITNESSED": "raw-strain triggers in blips (no witness)",
+        "CLEANING_FAILED": "raw-strain triggers in witnessed glitches",
     }[name]
 
 
@@ -426,10 +430,12 @@ def _headline(summary, inj, asd, flags) -> dict:
         "injection_max_snr_loss_under_glitches": float(np.max(loss_overlap))
         if loss_overlap.size
         else None,
-        "witnessed_flag_efficiency_over_deadtime": flags.get("GWTWIN_WITNESSED", {}).get(
+        "witnessed_flag_efficiency_over_deadtime": (_flag_by_name(flags, "WITNESSED") or {}).get(
             "efficiency_over_deadtime"
         ),
-        "unwitnessed_flag_efficiency": flags.get("GWTWIN_UNWITNESSED", {}).get("efficiency"),
+        "unwitnessed_flag_efficiency": (_flag_by_name(flags, "UNWITNESSED") or {}).get(
+            "efficiency"
+        ),
     }
 
 

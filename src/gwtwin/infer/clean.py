@@ -3,10 +3,12 @@
 :func:`clean_frames` takes frames (any GPS span, gaps allowed) and a registered twin model
 (``models:/NAME@ALIAS``) and writes, into an output directory::
 
-    frames/     cleaned strain  <STRAIN><suffix>  and the predicted noise  <IFO>:GWTWIN_PREDICTION,
-                same GPS span and rate as the strain (GWF by default)
-    flags/      GWTWIN_WITNESSED, GWTWIN_CLEANING_FAILED, GWTWIN_UNWITNESSED (LIGO_LW XML, HDF5,
-                DQSEGDB JSON) and GWTWIN_CLEANING_APPLIED (where a prediction was subtracted)
+    frames/     cleaned strain  <STRAIN>_CLEANED  and the predicted noise  <STRAIN>_PREDICTION,
+                same GPS span and rate as the strain (GWF by default), in files named with the
+                input's observatory letter (``H-GWTWIN_CLEANED-<gps>-64.gwf`` for H1 input)
+    flags/      <IFO>:GWTWIN-WITNESSED, -CLEANING_FAILED, -UNWITNESSED (LIGO_LW XML, HDF5,
+                DQSEGDB JSON) and <IFO>:GWTWIN-CLEANING_APPLIED (where a prediction was
+                subtracted), all version 1
     triggers/   Q-tile triggers of the raw and the cleaned strain (HDF5)
     metadata.csv  one row per strain glitch (GPS, cleaned?, residual SNR^2 and area, SNR before and
                 after, predicted SNR, explaining witness)
@@ -24,7 +26,7 @@ raw strain through a whitening round trip.  Long spans stream through in chunks
 (``chunk_duration``) with bounded memory; the output does not depend on the chunk length (any
 whole number of seconds >= 1).  Where no prediction can be made (the first and last
 ``context`` seconds of every data segment, around NaN/inf witness samples) the raw strain is
-passed through unchanged and the time is left out of ``GWTWIN_CLEANING_APPLIED``; gaps in the
+passed through unchanged and the time is left out of ``GWTWIN-CLEANING_APPLIED``; gaps in the
 input are gaps in the output frames and in every flag's known segments.
 
 The veto (:mod:`gwtwin.infer.veto`) then compares raw and cleaned strain, whitened with one
@@ -45,6 +47,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 from gwtwin.data import Block, find_frames, read
+from gwtwin.data.channels import CLEANED_SUFFIX, cleaned_channel, flag_name, observatory
 from gwtwin.data.frames import write_frames
 from gwtwin.data.segments import merge_spans
 from gwtwin.errors import ConfigError, GwtwinError
@@ -98,7 +101,8 @@ class CleanConfig(_Model):
     tracking_uri: str | None = None
     start: float | None = None
     end: float | None = None
-    suffix: str = "_GWTWIN"
+    #: cleaned channel: <strain channel><suffix>
+    suffix: str = CLEANED_SUFFIX
     write_prediction: bool = True
     format: Literal["gwf", "hdf5"] = "gwf"
     frame_length: int = Field(64, gt=0)
@@ -213,9 +217,12 @@ def _concat(blocks: list[Block]) -> Block:
     return Block(data, first.t0_ns, first.sample_rate, first.channels, first.units)
 
 
-def _observatory(source) -> str:
+def _observatory(source, strain_channel: str) -> str:
+    """The input files' observatory letter(s), else the strain channel's (``H1`` -> ``H``)."""
     files = find_frames(source)
-    return files[0].observatory if files else "X"
+    if files and files[0].observatory:
+        return files[0].observatory
+    return observatory(strain_channel)
 
 
 def _load_model(config: CleanConfig, model, tracking_uri):
@@ -285,16 +292,16 @@ def clean_frames(
         attribution_threshold=config.attribution_threshold,
     )
     strain_channel = twin.spec.strain_channel
-    cleaned_channel = strain_channel + config.suffix
     if not config.suffix:
         raise ConfigError("clean.suffix must not be empty: the cleaned channel needs its own name")
+    cleaned_name = cleaned_channel(strain_channel, config.suffix)
     output = Path(output)
     frames_dir = output / "frames"
     for old in frames_dir.glob("*") if frames_dir.is_dir() else []:
         old.unlink()
     segments, gaps = data_segments(source, config.start, config.end)
     total = sum(b - a for a, b in segments)
-    writer = _FrameWriter(frames_dir, _observatory(source), config)
+    writer = _FrameWriter(frames_dir, _observatory(source, strain_channel), config)
     applied: list[tuple[float, float]] = []
     bad_strain: list[tuple[float, float]] = []
     energies = []
@@ -318,7 +325,7 @@ def clean_frames(
             raw = raw.block
             p = pred.strain.data[0].to(raw.data.dtype)
             cleaned = Block(
-                raw.data - p[None], raw.t0_ns, raw.sample_rate, (cleaned_channel,), raw.units
+                raw.data - p[None], raw.t0_ns, raw.sample_rate, (cleaned_name,), raw.units
             )
             out = [cleaned]
             if config.write_prediction:
@@ -342,7 +349,7 @@ def clean_frames(
         output,
         segments,
         strain_channel,
-        cleaned_channel,
+        cleaned_name,
         config,
         attribution=attribution if config.attribute else None,
         bad_strain=bad_strain,
@@ -352,7 +359,7 @@ def clean_frames(
     summary = {
         "model": model_info,
         "strain_channel": strain_channel,
-        "cleaned_channel": cleaned_channel,
+        "cleaned_channel": cleaned_name,
         "prediction_channel": pred.strain.channels[0] if segments else None,
         "span": [segments[0][0], segments[-1][1]] if segments else None,
         "segments": [list(s) for s in segments],
@@ -373,9 +380,8 @@ def clean_frames(
     summary["elapsed"] = time.perf_counter() - t_start
     from gwtwin.data.flags import make_flag, write_flags
 
-    ifo = strain_channel.split(":", 1)[0]
     flag = make_flag(
-        f"{ifo}:GWTWIN_CLEANING_APPLIED",
+        flag_name(strain_channel, "CLEANING_APPLIED"),
         merge_spans(applied),
         [(float(a), float(b)) for a, b in segments],
         description="time where gwtwin subtracted a witness prediction from strain",

@@ -177,7 +177,7 @@ def run_veto(
     if known:
         for short, flag in zip(FLAG_NAMES, flags, strict=True):
             sel = _population(metadata, short)
-            figures[short] = efficiency_deadtime(
+            figures[flag.name] = efficiency_deadtime(
                 np.asarray([[s[0], s[1]] for s in flag.active], float).reshape(-1, 2),
                 np.asarray(known, float),
                 metadata["gps"][sel],
@@ -202,13 +202,13 @@ def run_veto(
             "skipped_short_segments": [list(s) for s in merge_spans(skipped)],
             "counts": counts,
             "flags": {
-                name: {
+                f.name: {
                     "active_seconds": float(
                         sum(float(s[1] - s[0]) for s in f.active)  # gwpy segments
                     ),
-                    **figures.get(name, {}),
+                    **figures.get(f.name, {}),
                 }
-                for name, f in zip(FLAG_NAMES, flags, strict=False)
+                for f in flags
             },
             "flag_files": {k: [str(p.relative_to(output)) for p in v] for k, v in paths.items()},
             "metadata": "metadata.csv",
@@ -222,9 +222,9 @@ def run_veto(
 def _population(metadata, flag: str) -> np.ndarray:
     """Glitches a flag is meant to catch (its efficiency denominator)."""
     witnessed = np.asarray(metadata["witnessed"], bool)
-    if flag == "GWTWIN_WITNESSED":
+    if flag == "WITNESSED":
         return witnessed
-    if flag == "GWTWIN_CLEANING_FAILED":
+    if flag == "CLEANING_FAILED":
         return witnessed & ~np.asarray(metadata["cleaned"], bool)
     return ~witnessed
 

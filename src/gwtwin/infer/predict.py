@@ -44,8 +44,9 @@ import numpy as np
 import torch
 
 from gwtwin.data import Block
+from gwtwin.data.channels import prediction_channel
 from gwtwin.errors import GwtwinError
-from gwtwin.models.twin import TwinModel, prediction_channel
+from gwtwin.models.twin import TwinModel
 from gwtwin.signal.conditioning import condition_witnesses, uncondition_strain
 
 NS = 1_000_000_000

@@ -30,7 +30,8 @@ import torch
 
 from gwtwin.errors import GwtwinError
 
-FLAG_NAMES = ("GWTWIN_WITNESSED", "GWTWIN_CLEANING_FAILED", "GWTWIN_UNWITNESSED")
+#: the veto flags, ``<IFO>:GWTWIN-<NAME>:1`` (:func:`gwtwin.data.channels.flag_name`)
+FLAG_NAMES = ("WITNESSED", "CLEANING_FAILED", "UNWITNESSED")
 METADATA_COLUMNS = (
     "gps",
     "tstart",
@@ -182,6 +183,7 @@ def glitch_metadata(
 
 def veto_flags(metadata: Mapping[str, np.ndarray], known, ifo: str, pad: float = 0.1):
     """The three gwtwin flags as gwpy ``DataQualityFlag``s (see the module docstring)."""
+    from gwtwin.data.channels import flag_name
     from gwtwin.data.flags import make_flag
 
     known = np.asarray(known, dtype=np.float64).reshape(-1, 2)
@@ -191,18 +193,18 @@ def veto_flags(metadata: Mapping[str, np.ndarray], known, ifo: str, pad: float =
     witnessed = np.asarray(metadata["witnessed"], bool)
     failed = witnessed & ~np.asarray(metadata["cleaned"], bool)
     descriptions = {
-        "GWTWIN_WITNESSED": "strain glitch predicted from witness channels by the gwtwin model",
-        "GWTWIN_CLEANING_FAILED": "witnessed glitch whose residual after cleaning is above "
+        "WITNESSED": "strain glitch predicted from witness channels by the gwtwin model",
+        "CLEANING_FAILED": "witnessed glitch whose residual after cleaning is above "
         "the SNR^2 threshold",
-        "GWTWIN_UNWITNESSED": "strain glitch that no witness channel explains",
+        "UNWITNESSED": "strain glitch that no witness channel explains",
     }
     masks = {
-        "GWTWIN_WITNESSED": witnessed,
-        "GWTWIN_CLEANING_FAILED": failed,
-        "GWTWIN_UNWITNESSED": ~witnessed,
+        "WITNESSED": witnessed,
+        "CLEANING_FAILED": failed,
+        "UNWITNESSED": ~witnessed,
     }
     return [
-        make_flag(f"{ifo}:{name}", spans[masks[name]], known, description=descriptions[name])
+        make_flag(flag_name(ifo, name), spans[masks[name]], known, description=descriptions[name])
         for name in FLAG_NAMES
     ]
 

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from gwtwin.data import Block
+from gwtwin.data.channels import prediction_channel
 from gwtwin.errors import GwtwinError
 from gwtwin.signal.conditioning import (
     ConditioningSpec,
@@ -34,12 +35,6 @@ TWIN_FORMAT = "gwtwin-twin/1"
 
 class ModelSpecMismatchError(GwtwinError):
     """A network and a conditioning spec (or a dataset) disagree, e.g. on the number of inputs."""
-
-
-def prediction_channel(strain_channel: str) -> str:
-    """Name of the predicted-noise channel for a strain channel (``V1:GWTWIN_PREDICTION``)."""
-    prefix = strain_channel.split(":", 1)[0] if ":" in strain_channel else ""
-    return f"{prefix}:GWTWIN_PREDICTION" if prefix else "GWTWIN_PREDICTION"
 
 
 class TwinModel:

@@ -37,7 +37,7 @@ def hveto_rounds(
     auxiliary: dict,
     live,
     *,
-    strain_channel: str = "V1:Hrec_hoft_4096Hz",
+    strain_channel: str,
     thresholds=(8, 10, 12, 15, 20, 50, 100, 300),
     windows=(0.1, 0.2, 0.5, 1, 2, 5),
     min_significance: float = 5.0,

@@ -9,13 +9,12 @@ one-YAML pipeline can embed this model under a ``select:`` key.
 from __future__ import annotations
 
 import fnmatch
-from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from gwtwin.errors import ConfigError
+from gwtwin.configio import load_section
 
 __all__ = [
     "ChannelTriggerConfig",
@@ -147,7 +146,10 @@ class DaskConfig(_Model):
 class SelectConfig(_Model):
     """Channel selection: triggers, hveto rounds, coincidence scores, slides, outputs."""
 
-    strain_channel: str = "V1:Hrec_hoft_4096Hz"
+    #: the strain channel: a full name (``H1:GDS-CALIB_STRAIN``) or a glob that matches exactly
+    #: one channel of the frames (``*:GDS-CALIB_STRAIN*``); required (``gwtwin run`` sets it from
+    #: ``source.strain_channel`` or the simulator's)
+    strain_channel: str | None = None
     #: auxiliary channels (None: every channel in the frames that is not unsafe)
     channels: list[str] | None = None
     start: float | None = None  # GPS s
@@ -163,7 +165,11 @@ class SelectConfig(_Model):
     #: fraction when the round's winner is vetoed is reported redundant of that winner
     redundancy_drop: Annotated[float, Field(gt=0, le=1)] = 0.8
     #: channel-name substrings that mark channels containing strain (refused)
-    unsafe: list[str] = Field(default_factory=lambda: ["Hrec", "DARM", "TRUTH_", "STRAIN"])
+    #: (Virgo's h(t) is Hrec_*, LIGO's GDS-CALIB_STRAIN / CAL-DELTAL_*, DARM error/control
+    #: signals carry DARM in both; the strain channel's own name is always unsafe)
+    unsafe: list[str] = Field(
+        default_factory=lambda: ["Hrec", "DARM", "TRUTH_", "STRAIN", "CAL-DELTAL"]
+    )
     triggers: TriggerConfig = Field(default_factory=TriggerConfig)
     channel_triggers: list[ChannelTriggerConfig] = Field(default_factory=_default_channel_rules)
     fringe: FringeConfig = Field(default_factory=FringeConfig)
@@ -208,54 +214,18 @@ class SelectConfig(_Model):
         return found
 
     def is_unsafe(self, channel: str) -> bool:
-        """Whether ``channel`` is the strain channel or contains an unsafe pattern."""
-        return channel == self.strain_channel or any(p in channel for p in self.unsafe)
+        """Whether ``channel`` contains the strain channel's name (the strain itself, or
+        products of it such as ``<STRAIN>_CLEANED``) or an unsafe pattern."""
+        if self.strain_channel and self.strain_channel.split(":")[-1] in channel:
+            return True
+        return any(p in channel for p in self.unsafe)
 
     def dump(self) -> str:
         """The resolved config as YAML."""
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
 
 
-def _describe(err: ValidationError) -> str:
-    lines = []
-    for e in err.errors():
-        key = ".".join(str(p) for p in e["loc"]) or "(top level)"
-        if e["type"] == "extra_forbidden":
-            model = SelectConfig
-            for part in e["loc"][:-1]:
-                field = model.model_fields.get(str(part)) if isinstance(part, str) else None
-                ann = getattr(field, "annotation", None) if field else None
-                if isinstance(ann, type) and issubclass(ann, BaseModel):
-                    model = ann
-            allowed = ", ".join(model.model_fields)
-            lines.append(f"unknown key {key!r}; allowed here: {allowed}")
-        else:
-            lines.append(f"{key}: {e['msg']} (found {e.get('input')!r})")
-    return "; ".join(lines)
-
-
 def load_config(source=None, overrides: dict | None = None) -> SelectConfig:
-    """A :class:`SelectConfig` from a YAML path, a dict or None (defaults), plus overrides.
-
-    A YAML holding a top-level ``select:`` mapping (the pipeline's file) is accepted too.
-    """
-    if source is None:
-        data: dict = {}
-    elif isinstance(source, SelectConfig):
-        data = source.model_dump()
-    elif isinstance(source, dict):
-        data = dict(source)
-    else:
-        path = Path(source)
-        if not path.is_file():
-            raise ConfigError(f"selection config {path} not found (expected a YAML file)")
-        data = yaml.safe_load(path.read_text()) or {}
-        if not isinstance(data, dict):
-            raise ConfigError(f"{path}: expected a YAML mapping, found {type(data).__name__}")
-        if set(data) == {"select"}:
-            data = data["select"] or {}
-    data.update(overrides or {})
-    try:
-        return SelectConfig.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(f"invalid selection config: {_describe(exc)}") from None
+    """A :class:`SelectConfig` from a YAML path (the whole file, or its ``scan:`` section of a
+    run config), a dict or None (defaults), plus overrides; errors name the key and the value."""
+    return load_section(SelectConfig, "scan", source, overrides, "selection")

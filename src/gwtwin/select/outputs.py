@@ -12,7 +12,7 @@ In the output directory:
   with ``name, sample_rate, unit, delay, band, round, significance, threshold, window, efficiency,
   deadtime``, ``redundant``, ``refused_unsafe``, ``config``);
 - ``veto_segments.xml`` (LIGO_LW) and ``veto_segments.h5``: one gwpy ``DataQualityFlag`` per round,
-  ``<IFO>:GWTWIN_HVETO_ROUND_<n>:1`` (active: the round's vetoes within its live time; known:
+  ``<IFO>:GWTWIN-HVETO_ROUND_<n>:1`` (active: the round's vetoes within its live time; known:
   the live time at the start of the round);
 - ``glitches.csv``: the strain glitches analysed with the round and witness that vetoed them;
 - ``plots/*.png`` (:mod:`gwtwin.select.plots`), unless ``plots: false``.
@@ -28,8 +28,9 @@ from pathlib import Path
 import numpy as np
 
 from gwtwin.data import segments as sg
+from gwtwin.data.channels import flag_name
 
-__all__ = ["flag_name", "veto_flags", "write_outputs"]
+__all__ = ["round_flag_name", "veto_flags", "write_outputs"]
 
 _CSV_COLUMNS = [
     "rank",
@@ -76,9 +77,9 @@ def _clean(obj):
     return obj
 
 
-def flag_name(strain_channel: str, n: int) -> str:
-    ifo = strain_channel.split(":", 1)[0] if ":" in strain_channel else "X1"
-    return f"{ifo}:GWTWIN_HVETO_ROUND_{n}:1"
+def round_flag_name(strain_channel: str, n: int) -> str:
+    """``<IFO>:GWTWIN-HVETO_ROUND_<n>:1``, the detector taken from the strain channel."""
+    return flag_name(strain_channel, f"HVETO_ROUND_{n}")
 
 
 def veto_flags(selection):
@@ -87,7 +88,7 @@ def veto_flags(selection):
 
     flags = DataQualityDict()
     for r in selection.rounds.rounds:
-        name = flag_name(selection.strain_channel, r.n)
+        name = round_flag_name(selection.strain_channel, r.n)
         flags[name] = DataQualityFlag(
             name,
             active=sg.to_segmentlist(sg.intersect(r.vetoes, r.known)),

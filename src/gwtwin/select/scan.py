@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from gwtwin.data import segments as sg
-from gwtwin.errors import GwtwinError
+from gwtwin.errors import ConfigError, GwtwinError
 from gwtwin.select.coincidence import CoincidenceScores, coincidence_scores
 from gwtwin.select.config import SelectConfig, load_config
 from gwtwin.select.rounds import RoundsResult, _median_snr, run_rounds
@@ -133,6 +133,8 @@ def select_from_triggers(
     """
     config = load_config(config)
     strain_channel = strain_channel or config.strain_channel
+    if not strain_channel:
+        raise ConfigError("no strain channel: give strain_channel (or scan.strain_channel)")
     if strain_channel not in triggers:
         raise GwtwinError(
             f"no triggers for the strain channel {strain_channel}; found {sorted(triggers)}"
@@ -363,6 +365,7 @@ def select_channels(
         Called once with the number of channels to process (to size a progress bar).
     """
     from gwtwin.data import list_channels
+    from gwtwin.data.channels import resolve_channel
     from gwtwin.data.errors import MissingChannelError
     from gwtwin.select.triggers import channel_jobs, compute_triggers
     from gwtwin.signal.scan import resolve_frames
@@ -375,12 +378,17 @@ def select_channels(
     config = load_config(config, overrides)
     frames = resolve_frames(source)
     available = list(list_channels(frames))
-    strain = config.strain_channel
-    if strain not in available:
-        raise MissingChannelError(
-            f"strain channel {strain} not found in the frames {frames}; they hold "
-            f"{len(available)} channels: {', '.join(available[:30])}"
+    if not config.strain_channel:
+        raise ConfigError(
+            "scan.strain_channel is not set: name the strain channel of the frames (a full "
+            f"name or a glob such as '*:GDS-CALIB_STRAIN*'); they hold {len(available)} "
+            f"channels: {', '.join(available[:30])}"
         )
+    try:
+        strain = resolve_channel(config.strain_channel, available)
+    except GwtwinError as exc:
+        raise MissingChannelError(f"{exc} in {frames}") from None
+    config = config.model_copy(update={"strain_channel": strain})
     if config.channels is None:
         wanted = [c for c in available if c != strain and "TRUTH_" not in c]
     else:
