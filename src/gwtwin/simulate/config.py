@@ -5,9 +5,15 @@ Every key has a default, so ``SimulationConfig()`` is the built-in scenario: a V
 glitches of each coupling family with strain SNR from 6 to 100, unwitnessed blips, 20 decoy
 channels, a redundant witness and a few compact-binary injections.
 
+``detector: ligo`` makes it LIGO-like instead (``H1``, ``GDS-CALIB_STRAIN``, LIGO channel names,
+60 Hz mains, the aLIGO design curve): the style fills every key of its table (``styles.py``) that
+the user's config does not set, so explicit keys always win.
+
 Channel names in the config are given without the detector prefix (``ENV_CEB_MAG_N``); the
 simulator writes full names (``V1:ENV_CEB_MAG_N``).  Rates are Hz, durations seconds, ASDs in the
-channel's unit per square-root hertz.
+channel's unit per square-root hertz.  Units are recorded as the channels' units in the frames
+(gwpy ``TimeSeries.unit``; GWF keeps only units LAL can represent, HDF5 any); ``""`` writes a
+channel without a unit, as for channels in counts.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from gwtwin.configio import load_section
+from gwtwin.simulate.styles import STYLES, VIRGO_DECOYS, decoy_dicts, fill_unset, style_defaults
 
 PositiveFloat = Annotated[float, Field(gt=0)]
 Range = tuple[float, float]
@@ -76,13 +83,9 @@ class StrainConfig(_Model):
     f_low: PositiveFloat = 10.0
     #: length (s) of the FIR filter that colours white noise; sets the frequency resolution
     filter_duration: PositiveFloat = 4.0
+    #: calibration lines at 36.5, 61.3 and 1083.7 Hz and a violin mode at 445.2 Hz (Virgo style)
     lines: list[Line] = Field(
-        default_factory=lambda: [
-            Line(frequency=36.5, amplitude=4e-22, name="calibration"),
-            Line(frequency=61.3, amplitude=2e-22, name="calibration"),
-            Line(frequency=445.2, amplitude=6e-22, name="violin"),
-            Line(frequency=1083.7, amplitude=1.5e-21, name="calibration"),
-        ]
+        default_factory=lambda: [Line(**x) for x in STYLES["virgo"]["strain"]["lines"]]
     )
 
 
@@ -98,7 +101,7 @@ class ScatterConfig(_Model):
     enabled: bool = True
     witness: str = "SBE_SDB1_DISP_X"
     witness_rate: PositiveFloat = 256.0
-    witness_unit: str = "um"
+    witness_unit: str = "um"  # of the witness and the redundant witness; "" for none
     witness_noise_asd: PositiveFloat = 0.002  # um / sqrt(Hz), white
     redundant_witness: str | None = "SBE_SDB1_LVDT_X"
     redundant_noise_asd: PositiveFloat = 0.02  # um / sqrt(Hz): a noisier sensor of the same motion
@@ -146,7 +149,7 @@ class EMConfig(_Model):
     enabled: bool = True
     witness: str = "ENV_CEB_MAG_N"
     witness_rate: PositiveFloat = 4096.0
-    witness_unit: str = "T"
+    witness_unit: str = "T"  # "" for none
     #: T / sqrt(Hz), white: a search-coil magnetometer (~10 fT/sqrt(Hz) above 10 Hz); its noise
     #: times the coupling (1e-25 / sqrt(Hz)) stays ~50x below the strain noise, as for the
     #: magnetometers used to clean or veto magnetic glitches (a noisier sensor would see the
@@ -174,6 +177,7 @@ class PowerlineConfig(_Model):
 
     enabled: bool = True
     mains_channel: str = "ENV_CEB_UPS_VOLT_R"
+    mains_unit: str = "V"  # "" for none
     mains_rate: PositiveFloat = 1024.0
     mains_frequency: PositiveFloat = 50.0
     mains_amplitude: PositiveFloat = 325.0  # V (230 V rms)
@@ -182,7 +186,7 @@ class PowerlineConfig(_Model):
     mains_noise_asd: PositiveFloat = 0.05  # V / sqrt(Hz)
     control_channel: str = "ASC_NE_TX_CORR"
     control_rate: PositiveFloat = 128.0
-    control_unit: str = "urad"
+    control_unit: str = "urad"  # "" for none (counts)
     control_noise_asd: PositiveFloat = 0.001  # urad / sqrt(Hz)
     modulation_frequencies: list[PositiveFloat] = Field(default_factory=lambda: [0.9, 2.3])
     modulation_amplitudes: list[float] = Field(default_factory=lambda: [0.3, 0.15])  # urad
@@ -216,37 +220,13 @@ class BlipConfig(_Model):
 class DecoyChannel(_Model):
     name: str
     rate: PositiveFloat
-    unit: str = ""
+    unit: str = ""  # "" for none (counts)
     noise_asd: PositiveFloat = 1.0  # unit / sqrt(Hz) at 1 Hz
     noise_slope: float = 0.0  # ASD ~ f**-slope above 1 Hz
 
 
 def _default_decoys() -> list[DecoyChannel]:
-    spec = [
-        ("ENV_CEB_MAG_E", 4096, "T", 1e-12, 0.0),
-        ("ENV_CEB_MAG_V", 4096, "T", 1e-12, 0.0),
-        ("ENV_NEB_MAG_N", 2048, "T", 2e-12, 0.0),
-        ("ENV_MCB_MAG_N", 1024, "T", 2e-12, 0.0),
-        ("ENV_CEB_SEIS_N", 256, "um/s", 0.05, 1.0),
-        ("ENV_CEB_SEIS_E", 256, "um/s", 0.05, 1.0),
-        ("ENV_CEB_SEIS_V", 256, "um/s", 0.05, 1.0),
-        ("ENV_NEB_SEIS_V", 256, "um/s", 0.05, 1.0),
-        ("ENV_WEB_SEIS_V", 256, "um/s", 0.05, 1.0),
-        ("ENV_CEB_ACC_X", 1024, "m/s2", 1e-6, 0.5),
-        ("ENV_CEB_ACC_Y", 1024, "m/s2", 1e-6, 0.5),
-        ("ENV_EIB_ACC_Z", 1024, "m/s2", 1e-6, 0.5),
-        ("ENV_CEB_MIC_1", 2048, "Pa", 1e-3, 0.5),
-        ("ENV_DET_MIC_1", 2048, "Pa", 1e-3, 0.5),
-        ("SBE_EIB_LC_TX", 256, "urad", 0.01, 1.0),
-        ("SBE_EIB_LC_TY", 256, "urad", 0.01, 1.0),
-        ("ASC_WE_TY_CORR", 128, "urad", 0.002, 0.0),
-        ("ASC_BS_TX_CORR", 128, "urad", 0.002, 0.0),
-        ("LSC_PRCL_CORR", 1024, "V", 1e-4, 0.0),
-        ("ENV_CEB_UPS_VOLT_S", 1024, "V", 0.05, 0.0),
-    ]
-    return [
-        DecoyChannel(name=n, rate=r, unit=u, noise_asd=a, noise_slope=s) for n, r, u, a, s in spec
-    ]
+    return [DecoyChannel(**d) for d in decoy_dicts(VIRGO_DECOYS)]
 
 
 class DecoyConfig(_Model):
@@ -280,6 +260,9 @@ class InjectionConfig(_Model):
 class SimulationConfig(_Model):
     """The whole simulated scenario."""
 
+    #: detector style: the defaults of names, mains frequency and design curve (see styles.py);
+    #: frozen, because changing it after construction would not change the keys it filled
+    detector: Literal["virgo", "ligo"] = Field("virgo", frozen=True)
     prefix: str = "V1"
     start: Annotated[int, Field(ge=0)] = 1_400_000_000  # GPS s
     duration: Annotated[int, Field(gt=0)] = 2048  # s
@@ -303,6 +286,17 @@ class SimulationConfig(_Model):
     blip: BlipConfig = Field(default_factory=BlipConfig)
     decoys: DecoyConfig = Field(default_factory=DecoyConfig)
     injections: InjectionConfig = Field(default_factory=InjectionConfig)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _style(cls, data):
+        """Fill the keys the detector style sets and the user did not."""
+        if not isinstance(data, dict):
+            return data
+        detector = data.get("detector", "virgo")
+        if not isinstance(detector, str) or detector not in STYLES:
+            return data  # the detector field reports the bad value
+        return fill_unset(data, style_defaults(detector, data))
 
     @field_validator("prefix")
     @classmethod

@@ -5,7 +5,9 @@ frames are rendered in parallel across processes and a frame is the same however
 cut): coloured design-curve noise, unwitnessed lines, the coupled contribution of every family,
 witness channels at their native rates with their own sensor noise, and decoy channels.  It writes
 
-``OUTPUT/frames/``     ``V-GWTWIN-GPS-64.gwf``: strain and every auxiliary channel;
+``OUTPUT/frames/``     ``V-GWTWIN-GPS-64.gwf``: strain and every auxiliary channel, each with its
+                       configured unit (the file name starts with the observatory letter of
+                       ``prefix``: ``H-GWTWIN-...`` for ``H1``);
 ``OUTPUT/truth/``      ``V-GWTWIN_TRUTH-GPS-64.gwf``: the noise-free contribution of each family
                        to strain (``V1:TRUTH_SCATTER``, ``_EM``, ``_POWERLINE``, ``_BLIP``,
                        ``_INJECTION``, ``_LINES``), so strain = noise + sum of these exactly;
@@ -126,7 +128,9 @@ class Simulator:
         if c.powerline.enabled:
             pl = c.powerline
             specs.append(
-                ChannelSpec(ch(pl.mains_channel), pl.mains_rate, "V", "witness", "powerline")
+                ChannelSpec(
+                    ch(pl.mains_channel), pl.mains_rate, pl.mains_unit, "witness", "powerline"
+                )
             )
             specs.append(
                 ChannelSpec(

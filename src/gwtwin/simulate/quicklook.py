@@ -134,7 +134,7 @@ def quicklook(output: str | Path, png: str | Path, config=None) -> Path:
                 ax.plot(t, 2 * n * np.abs(v) / lam, color="w", lw=0.9, ls="--")
             ax.set_ylim(*frange)
             wit.plot(t, xs, lw=0.8)
-            wit.set_ylabel(f"{channel} [um]")
+            wit.set_ylabel(f"{channel} [{config.scatter.witness_unit or 'no unit'}]")
             wit.set_title(
                 "witness displacement (dashed on the left: 2n|dx/dt|/lambda)", fontsize=10
             )
@@ -168,7 +168,7 @@ def quicklook(output: str | Path, png: str | Path, config=None) -> Path:
             else:
                 cw = wts.crop(lo, hi)
                 wit.plot(cw.times.value - peak, cw.value, lw=0.8)
-                wit.set_ylabel(f"{channel} [{config.powerline.control_unit}]")
+                wit.set_ylabel(f"{channel} [{config.powerline.control_unit or 'no unit'}]")
                 sb = params.get("sidebands_hz", [])
                 for f in sb:
                     ax.axhline(f, color="w", lw=0.6, ls=":")
