@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -12,12 +13,15 @@ from gwpy.table import EventTable
 
 from gwtwin.data import Block
 from gwtwin.errors import GwtwinError
+from gwtwin.signal.qtiling import frequency_limits, plane_qs
 from gwtwin.signal.triggers import (
     TRIGGER_COLUMNS,
+    SegmentTooShortError,
     Triggers,
     cluster_tiles,
     find_triggers,
     read_triggers,
+    segment_too_short,
     write_triggers,
 )
 
@@ -170,6 +174,99 @@ def test_segmented_equals_single_window():
     np.testing.assert_allclose(loud_many["frequency"], loud_one["frequency"], rtol=0.01)
 
 
+# -- segment edges and short segments -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("whiten", [False, True])
+def test_triggers_never_leave_the_analysed_segment(whiten):
+    """Loud bursts at both ends of the analysed segment (at its first and last samples without
+    whitening; 1 ms outside it, in the discarded whitening edges, with whitening). Unclipped,
+    an edge tile reaches half a tile past the segment (31 ms before the data here) and the
+    refined peak follows the burst out of it (~1 ms, as in the real-data trial's 1.6 ms)."""
+    fs, dur = 4096, 32
+    n = fs * dur
+    edge = 1.0 if whiten else 0.0  # fduration / 2
+    out = 0.001 if whiten else 0.0
+    x = np.random.default_rng(11).standard_normal(n)
+    bursts = [  # (f0, Q, centre in s from the block start)
+        (1000.0, 20.0, edge - out + 0.5 / fs),
+        (200.0, 8.0, edge - out),
+        (1000.0, 20.0, dur - edge + out - 1.5 / fs),
+        (60.0, 5.0, dur - edge + out - 0.002),
+    ]
+    for f0, q, tc in bursts:
+        x = x + 300 * sine_gaussian(n, fs, f0, q, tc)[0]
+    block = Block.create(x, GPS, fs, ["X1:EDGE"])
+    trig = find_triggers(block, whiten=whiten, frange=(30, 1200), fduration=2.0)
+    seg0, seg1 = trig.segment
+    assert (seg0, seg1) == (GPS + edge, GPS + dur - edge)
+    table = trig["X1:EDGE"]
+    for col in ("time", "tstart", "tend"):
+        assert np.all((table[col] >= seg0) & (table[col] <= seg1)), col
+    # the test bites: clusters at both ends reach the segment's ends (where they were clipped)
+    loud = table[table["snr"] > 100]
+    assert len(loud) == 2
+    assert loud["tstart"][0] == seg0 and loud["tend"][1] >= seg1 - 0.001
+    if whiten:  # the refined peaks lay outside: they sit on the ends now
+        assert loud["time"][0] == seg0 and loud["time"][1] == loud["tend"][1] == seg1
+
+
+def _noise(duration, fs=4096, t0=GPS):
+    data = np.random.default_rng(3).standard_normal((1, int(duration * fs)))
+    return Block.create(data, t0, fs, ["X1:SHORT"])
+
+
+def test_short_segment_message_gives_the_frequency_range_it_supports():
+    """14 s with frange (10, 1000) Hz: the block is one window of its own length T = 14 s, whose
+    tiling starts at 50 q_max / (2 pi T) (qtiling's rule, q_max the highest plane's Q)."""
+    q_max = max(plane_qs((4, 64), 0.2))
+    fmin, _ = frequency_limits(14.0, 4096, (4, 64), 0.2)
+    assert fmin == pytest.approx(50 * q_max / (2 * math.pi * 14))
+    q_fit = 2 * math.pi * 14 * 10 / 50
+    need = 50 * q_max / (2 * math.pi * 10)
+    block = _noise(14, t0=1126259455)
+    with pytest.raises(
+        SegmentTooShortError,
+        match=re.escape(
+            f"segment 1126259455-1126259469 (14 s) is too short for frange (10, 1000) Hz with "
+            f"qrange (4, 64), fftlength 4 s and fduration 2 s: a 14 s window supports "
+            f"f >= {fmin:.4g} Hz at Q {q_max:.4g} (50 q_max / (2 pi 14 s)), or down to 10 Hz at "
+            f"Q <= {q_fit:.4g}; 10 Hz at Q {q_max:.4g} needs at least {need:.4g} s"
+        ),
+    ):
+        find_triggers(block, frange=(10, 1000), fftlength=4.0)
+    # what the message says is enough is enough: the same settings on ceil(need) s work, and
+    # so do the 14 s with the range or Q it names
+    assert find_triggers(_noise(math.ceil(need)), frange=(10, 1000), fftlength=4.0)
+    assert find_triggers(block, frange=(math.ceil(fmin), 1000), fftlength=4.0)
+    assert find_triggers(block, frange=(10, 1000), qrange=(4, q_fit), fftlength=4.0)
+
+
+def test_short_segment_other_limits():
+    with pytest.raises(
+        SegmentTooShortError,
+        match=r"segment 1200000000-1200000003 \(3 s\) .*: whitening estimates the PSD from 4 s "
+        r"FFTs, longer than the segment; give at least 4 s or a shorter fftlength \(then a 3 s "
+        r"window supports f >= 120 Hz at Q 45\.25",  # 50 * 45.25 / (2 pi 3 s) = 120.03
+    ):
+        find_triggers(_noise(3), fftlength=4.0)
+    # auto frange: a 0.25 s window's lowest frequency is above the highest the rate allows
+    fmin, fmax = frequency_limits(0.25, 4096)
+    need = 50 * max(plane_qs((4, 64), 0.2)) / (2 * math.pi * fmax)
+    assert fmin > fmax and need > 0.25
+    with pytest.raises(
+        SegmentTooShortError,
+        match=re.escape(
+            f"(0.25 s) is too short for frange (0, inf) Hz with qrange (4, 64): a 0.25 s window "
+            f"supports no frequency at Q 45.25: its lowest, 50 q_max / (2 pi 0.25 s) = "
+            f"{fmin:.4g} Hz, is not below the highest, {fmax:.4g} Hz; {fmax:.4g} Hz at Q 45.25 "
+            f"needs at least {need:.4g} s"
+        ),
+    ):
+        find_triggers(_noise(0.25), whiten=False)
+    assert segment_too_short(_noise(1), whiten=False) is None
+
+
 # -- whitening path (gwtwin.signal.whitening, itself tested against gwpy) ---------------------
 
 
@@ -245,9 +342,10 @@ def test_bad_input():
         find_triggers(good.replace(data=bad), whiten=False)
     short = Block.create(np.ones((1, 2 * fs)), GPS, fs, ["X1:A"])
     with pytest.raises(
-        GwtwinError,
-        match=r"block of 2 s is too short: whitening with "
-        r"fduration=4 s discards 2 s at each end",
+        SegmentTooShortError,
+        match=r"segment 1200000000-1200000002 \(2 s\) is too short for .* fduration 4 s: "
+        r"whitening discards fduration / 2 = 2 s at each end, leaving no data to analyse; it "
+        r"needs more than 4 s",
     ):
         find_triggers(short, fduration=4.0)
     with pytest.raises(GwtwinError, match=r"snr_threshold must be > 0, found 0"):

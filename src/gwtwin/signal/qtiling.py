@@ -24,6 +24,8 @@ __all__ = [
     "SQRT11",
     "QPlane",
     "QTiling",
+    "frequency_limits",
+    "plane_qs",
     "qtiling",
 ]
 
@@ -100,6 +102,60 @@ class QTiling:
         return int(sum(int(p.ntiles.sum()) for p in self.planes))
 
 
+def _check_q(qrange: Sequence[float], mismatch: float) -> tuple[float, float, float]:
+    qlo, qhi = (float(v) for v in qrange)
+    mismatch = float(mismatch)
+    if not (0 < mismatch <= 0.5):
+        raise GwtwinError(f"mismatch must be in (0, 0.5], found {mismatch}")
+    if not (math.isfinite(qlo) and math.isfinite(qhi)) or qlo > qhi:
+        raise GwtwinError(f"qrange must be finite (low, high) with low <= high, found {qrange}")
+    if qlo < SQRT11:
+        raise GwtwinError(
+            f"qrange low end must be >= sqrt(11) = {SQRT11:.4f} (the bisquare window would reach "
+            f"negative frequencies), found {qlo}"
+        )
+    return qlo, qhi, mismatch
+
+
+def _plane_qs(qlo: float, qhi: float, mismatch: float) -> list[float]:
+    # gwpy QTiling._iter_qs
+    deltam = 2 * (mismatch / 3.0) ** (1 / 2.0)
+    cumum = math.log(qhi / qlo) / 2 ** (1 / 2.0)
+    nplanes = int(max(math.ceil(cumum / deltam), 1))
+    delta_q = cumum / nplanes
+    return [qlo * math.exp(2 ** (1 / 2.0) * delta_q * (i + 0.5)) for i in range(nplanes)]
+
+
+def plane_qs(
+    qrange: Sequence[float] = DEFAULT_QRANGE, mismatch: float = DEFAULT_MISMATCH
+) -> np.ndarray:
+    """The Q of each plane of gwpy's tiling of ``qrange`` (independent of duration and rate).
+
+    The highest is below ``qrange[1]`` (planes sit at the centres of equal steps in ``ln Q``).
+    """
+    return np.array(_plane_qs(*_check_q(qrange, mismatch)))
+
+
+def frequency_limits(
+    duration: float,
+    sample_rate: float,
+    qrange: Sequence[float] = DEFAULT_QRANGE,
+    mismatch: float = DEFAULT_MISMATCH,
+) -> tuple[float, float]:
+    """Lowest and highest frequency (Hz) that :func:`qtiling` allows for these settings.
+
+    ``50 q_max / (2 pi duration)`` (Omega's 50 independent tiles per row at the highest plane's
+    Q) and ``(sample_rate / 2) / (1 + sqrt(11) / q_min)`` (the lowest plane's bisquare window
+    stays below Nyquist); ``duration`` in s, ``sample_rate`` in Hz.
+    """
+    qs = _plane_qs(*_check_q(qrange, mismatch))
+    duration, sample_rate = float(duration), float(sample_rate)
+    return (
+        MIN_INDEPENDENT_TILES * max(qs) / (2 * math.pi * duration),
+        sample_rate / 2 / (1 + SQRT11 / min(qs)),
+    )
+
+
 def qtiling(
     duration: float,
     sample_rate: float,
@@ -128,27 +184,13 @@ def qtiling(
         Maximum fractional energy mismatch between neighbouring tiles, in ``(0, 0.5]``.
     """
     duration, sample_rate = float(duration), float(sample_rate)
-    qlo, qhi = (float(v) for v in qrange)
-    mismatch = float(mismatch)
-    if not (0 < mismatch <= 0.5):
-        raise GwtwinError(f"mismatch must be in (0, 0.5], found {mismatch}")
-    if not (math.isfinite(qlo) and math.isfinite(qhi)) or qlo > qhi:
-        raise GwtwinError(f"qrange must be finite (low, high) with low <= high, found {qrange}")
-    if qlo < SQRT11:
-        raise GwtwinError(
-            f"qrange low end must be >= sqrt(11) = {SQRT11:.4f} (the bisquare window would reach "
-            f"negative frequencies), found {qlo}"
-        )
+    qlo, qhi, mismatch = _check_q(qrange, mismatch)
     if not (duration > 0 and sample_rate > 0):
         raise GwtwinError(
             f"duration (s) and sample_rate (Hz) must be positive, found {duration}, {sample_rate}"
         )
     deltam = 2 * (mismatch / 3.0) ** (1 / 2.0)
-    # gwpy QTiling._iter_qs
-    cumum = math.log(qhi / qlo) / 2 ** (1 / 2.0)
-    nplanes = int(max(math.ceil(cumum / deltam), 1))
-    delta_q = cumum / nplanes
-    qs = [qlo * math.exp(2 ** (1 / 2.0) * delta_q * (i + 0.5)) for i in range(nplanes)]
+    qs = _plane_qs(qlo, qhi, mismatch)
     # frequency limits (gwpy QTiling.__init__)
     fmin_allowed = MIN_INDEPENDENT_TILES * max(qs) / (2 * math.pi * duration)
     fmax_allowed = sample_rate / 2 / (1 + SQRT11 / min(qs))

@@ -14,6 +14,10 @@ Pipeline, per channel (channels are batched through every FFT):
    band-limited function of these, so this evaluates it rather than interpolating), and the
    cluster's extent ``tstart..tend``, ``fstart..fend`` over all member tiles.
 
+Steps 2-4 for one window are :mod:`gwtwin.signal.triggers_tiles`; the table and its file are
+:mod:`gwtwin.signal.triggers_table`. This module is the driver: windows, padding, the checks on
+the segment's length, and the merge across windows.
+
 Columns (float64, one structured numpy array per channel, ``TRIGGER_DTYPE``):
 
 - ``time`` (GPS s), ``frequency`` (Hz), ``q``: the refined peak;
@@ -30,207 +34,67 @@ Columns (float64, one structured numpy array per channel, ``TRIGGER_DTYPE``):
 - ``tstart, tend`` (GPS s), ``fstart, fend`` (Hz): cluster extent; a tile spans its centre
   ``+- duration / ntiles / 2`` and ``frequency +- bandwidth / 2`` (bandwidth ``2 sqrt(pi) f / q``).
 
-Files: :func:`write_triggers` writes one HDF5 dataset per channel (named by the channel) that
-``gwpy.table.EventTable.read(path, path=channel, format="hdf5")`` reads.
+Every trigger lies in the analysed segment (``Triggers.segment``): a tile whose centre is in the
+segment but near its edge extends past it by up to half its duration, and refinement may move
+the peak time by up to ~1.7 tile durations, into data that were not analysed (the whitening
+edges, or no data at all); ``time``, ``tstart`` and ``tend`` are clipped to the segment.
+
+Segment length: a Block shorter than one analysis window is transformed as one window of its own
+length ``T``, which allows frequencies from ``50 q_max / (2 pi T)`` Hz
+(:func:`gwtwin.signal.qtiling.frequency_limits`); with whitening it must also be longer than
+``fduration`` and at least ``fftlength``. A Block that cannot meet ``frange`` raises
+:class:`SegmentTooShortError`, whose message gives the range it does support.
 """
 
 from __future__ import annotations
 
-import json
 import math
-import os
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
 from gwtwin.errors import GwtwinError
+from gwtwin.signal.qtiling import frequency_limits, plane_qs
 from gwtwin.signal.qtransform import (
     DEFAULT_FRANGE,
     DEFAULT_MAX_MEMORY,
     DEFAULT_MISMATCH,
     DEFAULT_QRANGE,
-    SQRT11,
-    QTiling,
-    _compute,
-    _condition,
-    _energy,
-    _noise_level,
-    _plan,
-    _spectrum,
     energy_from_snr,
     qtiling,
-    snr_from_energy,
 )
+from gwtwin.signal.triggers_table import (
+    TRIGGER_COLUMNS,
+    TRIGGER_DTYPE,
+    Triggers,
+    read_triggers,
+    write_triggers,
+)
+from gwtwin.signal.triggers_tiles import analyse_window, cluster_tiles, reduce_clusters
 
 __all__ = [
     "TRIGGER_COLUMNS",
     "TRIGGER_DTYPE",
+    "SegmentTooShortError",
     "Triggers",
     "cluster_tiles",
     "find_triggers",
     "read_triggers",
+    "segment_too_short",
     "write_triggers",
 ]
 
-TRIGGER_COLUMNS = (
-    "time",
-    "frequency",
-    "q",
-    "snr",
-    "amplitude",
-    "phase",
-    "tstart",
-    "tend",
-    "fstart",
-    "fend",
-)
-TRIGGER_DTYPE = np.dtype([(name, "<f8") for name in TRIGGER_COLUMNS])
-_FORMAT = "gwtwin-triggers-1"
+_NS = 1_000_000_000
 
 
-@dataclass(frozen=True)
-class Triggers:
-    """Triggers of several channels: ``tables[channel]`` is a ``TRIGGER_DTYPE`` array.
+class SegmentTooShortError(GwtwinError):
+    """A segment of data is too short for the Q-transform and whitening settings asked for.
 
-    ``segment`` is the GPS ``[start, end)`` that was analysed (the input minus the edges that
-    whitening corrupts); ``params`` records how the triggers were made.
+    The message names the segment, the settings, and the frequency range (and Q) that a segment
+    of that length does support.
     """
-
-    tables: dict[str, np.ndarray]
-    segment: tuple[float, float]
-    params: dict = field(default_factory=dict)
-
-    @property
-    def channels(self) -> list[str]:
-        return list(self.tables)
-
-    def __getitem__(self, channel: str) -> np.ndarray:
-        try:
-            return self.tables[channel]
-        except KeyError:
-            raise GwtwinError(
-                f"no triggers for channel {channel!r}; channels: {self.channels}"
-            ) from None
-
-    def __len__(self) -> int:
-        return len(self.tables)
-
-    def to_eventtable(self, channel: str):
-        """One channel's table as a :class:`gwpy.table.EventTable` (``meta`` holds the segment)."""
-        from gwpy.table import EventTable
-
-        out = EventTable(self[channel])
-        out.meta.update({"channel": channel, "segment": self.segment})
-        return out
-
-
-# -- clustering -----------------------------------------------------------------------------------
-
-
-def cluster_tiles(tstart: np.ndarray, tend: np.ndarray, window: float) -> np.ndarray:
-    """Omicron's time clustering: cluster id per tile.
-
-    Tiles sorted by start time join the current cluster while they start no more than ``window``
-    seconds after the latest end seen in it. Returns ids ``0..n_clusters-1`` in input order,
-    numbered by time.
-    """
-    tstart = np.asarray(tstart, dtype=np.float64)
-    tend = np.asarray(tend, dtype=np.float64)
-    if window < 0:
-        raise GwtwinError(f"cluster_window must be >= 0 s, found {window}")
-    if tstart.size == 0:
-        return np.zeros(0, dtype=np.int64)
-    order = np.argsort(tstart, kind="stable")
-    ts, te = tstart[order], np.maximum.accumulate(tend[order])
-    new = np.empty(ts.size, dtype=bool)
-    new[0] = True
-    new[1:] = ts[1:] - te[:-1] > window
-    ids = np.empty(ts.size, dtype=np.int64)
-    ids[order] = np.cumsum(new) - 1
-    return ids
-
-
-def _reduce_clusters(tiles: dict[str, np.ndarray], ids: np.ndarray, key: str):
-    """(index of the member with the largest ``key`` per cluster, extents per cluster)."""
-    n = int(ids.max()) + 1
-    order = np.lexsort((-tiles[key], ids))
-    first = np.ones(len(order), dtype=bool)
-    first[1:] = ids[order][1:] != ids[order][:-1]
-    loudest = np.empty(n, dtype=np.int64)
-    loudest[ids[order][first]] = order[first]
-    ext = {}
-    for col, fn in (("tstart", np.minimum), ("fstart", np.minimum)):
-        ext[col] = np.full(n, np.inf)
-        fn.at(ext[col], ids, tiles[col])
-    for col, fn in (("tend", np.maximum), ("fend", np.maximum)):
-        ext[col] = np.full(n, -np.inf)
-        fn.at(ext[col], ids, tiles[col])
-    return loudest, ext
-
-
-# -- peak refinement ------------------------------------------------------------------------------
-
-
-def _tile_coefficients(spec, T, fs, freqs, qs, times):
-    """Complex tile values [ncand, ntimes] for (freqs[i], qs[i]) at relative times (s).
-
-    Same window and normalisation as gwpy's tiles, centred exactly on ``freqs`` (gwpy centres
-    each row one frequency bin above its nominal frequency); ``spec`` is the gwpy-normalised
-    one-sided spectrum (length ``N // 2 + 1`` or more).
-    """
-    qprime = qs / SQRT11
-    half = freqs / qprime
-    kmin = max(1, int(math.floor(float(((freqs - half) * T).min()))))
-    kmax = min(spec.shape[-1] - 1, int(math.ceil(float(((freqs + half) * T).max()))))
-    k = torch.arange(kmin, kmax + 1, dtype=torch.float64, device=spec.device)
-    fr = torch.as_tensor(freqs, dtype=torch.float64, device=spec.device)[:, None]
-    qp = torch.as_tensor(qprime, dtype=torch.float64, device=spec.device)[:, None]
-    x = (k[None, :] / T - fr) * qp / fr
-    w = (
-        torch.where(x.abs() < 1, (1 - x**2) ** 2, 0.0)
-        * torch.sqrt(315 * qp / (128 * fr))
-        / (T * fs)
-    )
-    tt = torch.as_tensor(times, dtype=torch.float64, device=spec.device)
-    cycles = torch.remainder(k[:, None] * (tt[None, :] / T), 1.0)
-    phasor = torch.polar(torch.ones_like(cycles), 2 * math.pi * cycles)
-    xs = spec[kmin : kmax + 1].to(torch.complex128)
-    return (w.to(torch.complex128) * xs[None, :]) @ phasor
-
-
-def _refine(spec, tiling: QTiling, t, f, q, dt, level):
-    """Maximise the exact tile energy around (t s, f Hz, q); returns (t, f, q, Z, phase)."""
-    T, fs = tiling.duration, tiling.sample_rate
-    qlo, qhi = tiling.qrange
-    fmin, fmax_all = tiling.frange
-    dlnf = 2 * tiling.deltam / math.sqrt(2 + q**2)  # row spacing in ln f
-    nplanes = len(tiling.planes)
-    dlnq = math.log(qhi / qlo) / nplanes if nplanes > 1 or qhi > qlo else 0.0
-    grid7 = np.linspace(-1, 1, 7)
-    grid9 = np.linspace(-1, 1, 9)
-    best_c = None
-    for _ in range(4):
-        qs = np.clip(q * np.exp(grid7 * dlnq), qlo, qhi)
-        ff = f * np.exp(grid7 * dlnf)
-        qq, fff = np.meshgrid(qs, ff, indexing="ij")
-        qq, fff = qq.ravel(), fff.ravel()
-        fff = np.clip(fff, fmin, np.minimum(fs / 2 / (1 + SQRT11 / qq), fmax_all))
-        c = _tile_coefficients(spec, T, fs, fff, qq, [t])[:, 0]
-        i = int((c.real**2 + c.imag**2).argmax())
-        f, q = float(fff[i]), float(qq[i])
-        tt = t + grid9 * dt
-        c = _tile_coefficients(spec, T, fs, np.array([f]), np.array([q]), tt)[0]
-        j = int((c.real**2 + c.imag**2).argmax())
-        t, best_c = float(tt[j]), c[j]
-        dlnf, dlnq, dt = dlnf / 2.5, dlnq / 2.5, dt / 2.5
-    energy = float(best_c.real**2 + best_c.imag**2)
-    return t, f, q, energy / level, float(torch.angle(best_c))
-
-
-# -- the finder -----------------------------------------------------------------------------------
 
 
 def _as_block(block):
@@ -249,7 +113,7 @@ def _as_block(block):
 
 def _pad_duration(seg, edge, fs, qrange, frange, mismatch):
     """Padding (s) each side of a window so the longest tile (``q_max / (2 f_min)``) fits."""
-    q_max = max(qtiling(1e6, 1e6, qrange, (0, math.inf), mismatch).qs)  # Qs need no duration
+    q_max = float(max(plane_qs(qrange, mismatch)))
     if float(frange[0]) > 0:
         return float(math.ceil(q_max / (2 * float(frange[0]))))
     pad = 0.0
@@ -262,14 +126,79 @@ def _pad_duration(seg, edge, fs, qrange, frange, mismatch):
     return pad
 
 
-def _psd_at(psd, freqs_query, channel_index):
-    """Interpolate a ``(frequencies, psd)`` pair (psd [F] or [channel, F]) at ``freqs_query``."""
-    f, p = psd
-    f = np.asarray(f.cpu() if isinstance(f, torch.Tensor) else f, dtype=np.float64)
-    p = np.asarray(p.cpu() if isinstance(p, torch.Tensor) else p, dtype=np.float64)
-    if p.ndim == 2:
-        p = p[channel_index]
-    return np.interp(freqs_query, f, p)
+def _gps_text(ns: int) -> str:
+    whole, frac = divmod(int(ns), _NS)
+    return str(whole) if frac == 0 else f"{whole}.{frac:09d}".rstrip("0")
+
+
+def segment_too_short(
+    block,
+    *,
+    qrange: Sequence[float] = DEFAULT_QRANGE,
+    frange: Sequence[float] = DEFAULT_FRANGE,
+    mismatch: float = DEFAULT_MISMATCH,
+    whiten: bool = True,
+    fftlength: float = 2.0,
+    fduration: float = 2.0,
+    window_duration: float | None = None,
+) -> str | None:
+    """Why :func:`find_triggers` cannot analyse ``block`` with these settings, or None if it can.
+
+    The rules are those :func:`find_triggers` applies: whitening discards ``fduration / 2`` s at
+    each end and estimates its PSD from ``fftlength``-s FFTs of the window; a Block shorter than
+    one analysis window is transformed as one window of its own length ``T``, whose tiling
+    allows ``f >= 50 q_max / (2 pi T)`` at the highest plane's Q
+    (:func:`gwtwin.signal.qtiling.frequency_limits`). ``window_duration`` (s) is the analysis
+    window when the Block is longer than one (then only the ``fduration`` rule depends on the
+    Block; the tiling is the settings' own business and :func:`qtiling` checks it).
+    """
+    fs = float(block.sample_rate)
+    duration = block.size / fs
+    if block.size == 0:
+        return f"segment at GPS {_gps_text(block.t0_ns)} holds no samples"
+    lo, hi = (float(v) for v in frange)
+    q_lo, q_hi = (float(v) for v in qrange)
+    q_max = float(max(plane_qs(qrange, mismatch)))
+    settings = f"frange ({lo:g}, {hi:g}) Hz with qrange ({q_lo:g}, {q_hi:g})"
+    settings += f", fftlength {fftlength:g} s and fduration {fduration:g} s" if whiten else ""
+    head = (
+        f"segment {_gps_text(block.t0_ns)}-{_gps_text(block.end_ns)} ({duration:g} s) is too "
+        f"short for {settings}"
+    )
+    shrunk = window_duration is None or duration <= window_duration
+    T = duration if shrunk else float(window_duration)
+    fmin, fmax = frequency_limits(T, fs, qrange, mismatch)
+    top = min(fmax, hi)
+    if fmin < top:
+        band = (
+            f"a {T:g} s window supports f >= {fmin:.4g} Hz at Q {q_max:.4g} "
+            f"(50 q_max / (2 pi {T:g} s))"
+        )
+        q_fit = 2 * math.pi * T * lo / 50  # the highest plane Q whose tiling reaches lo
+        if 0 < lo < fmin and q_fit >= q_lo:
+            band += f", or down to {lo:g} Hz at Q <= {q_fit:.4g}"
+    else:
+        band = (
+            f"a {T:g} s window supports no frequency at Q {q_max:.4g}: its lowest, "
+            f"50 q_max / (2 pi {T:g} s) = {fmin:.4g} Hz, is not below the highest, {top:.4g} Hz"
+        )
+    if whiten and block.size <= 2 * round(fduration / 2 * fs):
+        return (
+            f"{head}: whitening discards fduration / 2 = {fduration / 2:g} s at each end, leaving "
+            f"no data to analyse; it needs more than {fduration:g} s (unwhitened, {band})"
+        )
+    if not shrunk:
+        return None
+    if whiten and T < fftlength:
+        return (
+            f"{head}: whitening estimates the PSD from {fftlength:g} s FFTs, longer than the "
+            f"segment; give at least {fftlength:g} s or a shorter fftlength (then {band})"
+        )
+    f_need = lo if lo > 0 else top
+    need = 50 * q_max / (2 * math.pi * f_need)
+    if fmin >= top or (lo > 0 and lo < fmin * (1 - 1e-9)):
+        return f"{head}: {band}; {f_need:.4g} Hz at Q {q_max:.4g} needs at least {need:.4g} s"
+    return None
 
 
 def find_triggers(
@@ -322,7 +251,14 @@ def find_triggers(
     Returns
     -------
     Triggers
-        One table per channel (``TRIGGER_DTYPE``), sorted by time.
+        One table per channel (``TRIGGER_DTYPE``), sorted by time; every ``time``, ``tstart``
+        and ``tend`` lies in ``Triggers.segment``.
+
+    Raises
+    ------
+    SegmentTooShortError
+        The Block is too short for these settings (:func:`segment_too_short` says why, and what
+        frequency range it does support).
     """
     block = _as_block(block)
     fs = float(block.sample_rate)
@@ -333,21 +269,29 @@ def find_triggers(
         raise GwtwinError(f"segment_duration must be > 0 s, found {segment_duration}")
     edge = fduration / 2 if whiten else 0.0
     edge_size = int(round(edge * fs))
-    if n_total - 2 * edge_size <= 0:
-        raise GwtwinError(
-            f"block of {n_total / fs:g} s is too short: whitening with fduration={fduration:g} s "
-            f"discards {edge:g} s at each end"
-        )
     if pad_duration is None:
         pad_duration = _pad_duration(segment_duration, edge, fs, qrange, frange, mismatch)
     seg_size = int(round(segment_duration * fs))
     pad_size = int(round(pad_duration * fs))
     win_size = seg_size + 2 * (pad_size + edge_size)
+    short = n_total - 2 * edge_size <= 0 or n_total <= win_size
+    reason = segment_too_short(
+        block,
+        qrange=qrange,
+        frange=frange,
+        mismatch=mismatch,
+        whiten=whiten,
+        fftlength=fftlength,
+        fduration=fduration,
+        window_duration=None if short else win_size / fs,
+    )
+    if reason is not None:
+        raise SegmentTooShortError(reason)
     if n_total <= win_size:
         win_size, seg_size = n_total, n_total - 2 * edge_size
     tiling = qtiling(win_size / fs, fs, qrange, frange, mismatch)
     zthr = float(energy_from_snr(snr_threshold))
-    t0_whole, t0_frac = divmod(block.t0_ns, 1_000_000_000)
+    t0_whole, t0_frac = divmod(block.t0_ns, _NS)
     t0_frac = t0_frac / 1e9
 
     nchan = len(block.channels)
@@ -358,7 +302,7 @@ def find_triggers(
         core_end = min(core_start + seg_size, n_total - edge_size)
         w0 = min(max(core_start - pad_size - edge_size, 0), n_total - win_size)
         window = block.isel(w0, w0 + win_size)
-        spectra = _analyse_window(
+        spectra = analyse_window(
             window,
             tiling,
             whiten,
@@ -388,11 +332,13 @@ def find_triggers(
             "triggers there",
             stacklevel=2,
         )
+    # the analysed segment, exact to the ns, then as float GPS s (int / int rounds once)
+    seg0_ns = block.t0_ns + round(edge_size * _NS / fs)
+    seg1_ns = block.t0_ns + round((n_total - edge_size) * _NS / fs)
+    segment = (seg0_ns / _NS, seg1_ns / _NS)
     tables = {}
     for ci, name in enumerate(block.channels):
-        tables[name] = _merge(found[ci], cluster_window, t0_whole)
-    span0 = block.t0_ns / 1e9
-    segment = (span0 + edge_size / fs, span0 + (n_total - edge_size) / fs)
+        tables[name] = _merge(found[ci], cluster_window, t0_whole, segment)
     params = {
         "qrange": [float(v) for v in qrange],
         "frange": [float(v) for v in tiling.frange],
@@ -409,185 +355,23 @@ def find_triggers(
     return Triggers(tables, segment, params)
 
 
-def _merge(rows: list[dict], window: float, t0_whole: int) -> np.ndarray:
-    """Merge per-window clusters across window boundaries; add the whole GPS seconds."""
+def _merge(rows: list[dict], window: float, t0_whole: int, segment) -> np.ndarray:
+    """Merge per-window clusters across window boundaries; add the whole GPS seconds.
+
+    ``time``, ``tstart`` and ``tend`` are clipped to the analysed ``segment`` (GPS s): an edge
+    tile reaches half its duration past it, and refinement can move the peak past it.
+    """
     out = np.zeros(0, dtype=TRIGGER_DTYPE)
     if not rows:
         return out
     tiles = {c: np.array([r[c] for r in rows], dtype=np.float64) for c in TRIGGER_COLUMNS}
     ids = cluster_tiles(tiles["tstart"], tiles["tend"], window)
-    loudest, ext = _reduce_clusters(tiles, ids, "snr")
+    loudest, ext = reduce_clusters(tiles, ids, "snr")
     out = np.zeros(len(loudest), dtype=TRIGGER_DTYPE)
     for c in TRIGGER_COLUMNS:
         out[c] = tiles[c][loudest]
     for c in ("tstart", "tend", "fstart", "fend"):
         out[c] = ext[c]
     for c in ("time", "tstart", "tend"):
-        out[c] += t0_whole
+        out[c] = np.clip(out[c] + t0_whole, segment[0], segment[1])
     return out[np.argsort(out["time"], kind="stable")]
-
-
-def _analyse_window(
-    window,
-    tiling,
-    whiten,
-    fftlength,
-    fduration,
-    psd,
-    dtype,
-    max_memory,
-    zthr,
-    core0,
-    core1,
-    cluster_window,
-    refine,
-    dead,
-):
-    """Clusters (as dicts, times relative to the window start) per channel index."""
-    fs, T = tiling.sample_rate, tiling.duration
-    raw = window.data
-    if whiten:
-        from gwtwin.signal.spectral import psd_block
-        from gwtwin.signal.whitening import whiten_block
-
-        # one PSD per window, for the whitening and for the amplitude column
-        est = psd_block(window, fftlength)
-        data = whiten_block(window, psd=est, fduration=fduration).data
-        psd_pair = (est.freqs, est.values)
-    else:
-        data = raw
-        psd_pair = psd
-    data = torch.as_tensor(data)
-    sd = data.to(torch.float64).std(dim=-1)
-    live = [i for i in range(data.shape[0]) if float(sd[i]) > 0]
-    dead.update(i for i in range(data.shape[0]) if float(sd[i]) <= 0)
-    if not live:
-        return {}
-    xc, scale, _ = _condition(data[live], dtype)
-    spec = _spectrum(xc)
-
-    # 1. tiles above threshold, with centres in the core
-    cols = {k: [] for k in ("b", "t", "f", "q", "z", "dt", "level")}
-    for chunk in _plan(tiling, len(live), 1, spec.real.element_size(), max_memory):
-        e = _energy(_compute(chunk, spec, tiling))
-        level = _noise_level(e, "median")  # [b, r, 1]: noise mean of the raw energies
-        hit = torch.nonzero(e >= level * zthr)
-        if hit.numel() == 0:
-            continue
-        b, j, m = (hit[:, i].cpu().numpy() for i in range(3))
-        dt = T / chunk.ntiles
-        t = m * dt
-        keep = (t >= core0) & (t < core1)
-        if not keep.any():
-            continue
-        b, j, m, t = b[keep], j[keep], m[keep], t[keep]
-        plane = tiling.planes[chunk.plane]
-        lv = level[b, j, 0].cpu().numpy().astype(np.float64)
-        cols["b"].append(b)
-        cols["t"].append(t)
-        cols["f"].append(plane.frequencies[chunk.rows[j]])
-        cols["q"].append(np.full(b.size, plane.q))
-        cols["z"].append(e[b, j, m].cpu().numpy().astype(np.float64) / lv)
-        cols["dt"].append(np.full(b.size, dt))
-        cols["level"].append(lv)
-    if not cols["b"]:
-        return {}
-    tiles = {k: np.concatenate(v) for k, v in cols.items()}
-    bw = 2 * math.sqrt(math.pi) * tiles["f"] / tiles["q"]
-    tiles["tstart"] = tiles["t"] - tiles["dt"] / 2
-    tiles["tend"] = tiles["t"] + tiles["dt"] / 2
-    tiles["fstart"] = tiles["f"] - bw / 2
-    tiles["fend"] = tiles["f"] + bw / 2
-
-    # 2. cluster per channel, refine the loudest tile of each cluster
-    out: dict[int, list[dict]] = {}
-    spec64 = spec.to(torch.complex128)
-    for bi, ci in enumerate(live):
-        sel = tiles["b"] == bi
-        if not sel.any():
-            continue
-        ch = {k: v[sel] for k, v in tiles.items()}
-        ids = cluster_tiles(ch["tstart"], ch["tend"], cluster_window)
-        loudest, ext = _reduce_clusters(ch, ids, "z")
-        rows = []
-        for k, i in enumerate(loudest):
-            # gwpy's row "f" is centred one bin higher, at f + 1 / T
-            t, f, q, z = ch["t"][i], ch["f"][i] + 1 / T, ch["q"][i], ch["z"][i]
-            phase = math.nan
-            if refine:
-                t, f, q, z_ref, phase = _refine(
-                    spec64[bi], tiling, t, f, q, ch["dt"][i], ch["level"][i]
-                )
-                z = max(z, z_ref)
-            snr = float(snr_from_energy(z))
-            if psd_pair is not None:
-                s_f = float(_psd_at(psd_pair, f, ci))
-            else:
-                # the row's own noise level: white noise of variance v gives a mean raw tile
-                # energy of 8 v / (N^2 fs) (window normalisation), i.e. S = 2 v / fs = level N^2 / 4
-                s_f = ch["level"][i] * (T * fs) ** 2 / 4 * float(scale[bi]) ** 2
-            rows.append(
-                {
-                    "time": t,
-                    "frequency": f,
-                    "q": q,
-                    "snr": snr,
-                    "amplitude": snr * math.sqrt(max(s_f, 0.0) / 2),
-                    "phase": phase,
-                    "tstart": min(ext["tstart"][k], t),
-                    "tend": max(ext["tend"][k], t),
-                    "fstart": min(ext["fstart"][k], f),
-                    "fend": max(ext["fend"][k], f),
-                }
-            )
-        out[ci] = rows
-    return out
-
-
-# -- files ----------------------------------------------------------------------------------------
-
-
-def write_triggers(path: str | os.PathLike, triggers: Triggers, *, overwrite: bool = False):
-    """Write triggers to HDF5: one dataset per channel, named by the channel, at the root.
-
-    Each dataset is a compound table with the ``TRIGGER_COLUMNS`` (float64) and attributes
-    ``channel``, ``segment`` (GPS s); the file holds ``format`` and ``params`` (JSON). Readable by
-    :func:`read_triggers` and by ``EventTable.read(path, path=channel, format="hdf5")``.
-    """
-    import h5py
-
-    path = os.fspath(path)
-    if os.path.exists(path) and not overwrite:
-        raise GwtwinError(f"{path} exists; pass overwrite=True to replace it")
-    with h5py.File(path, "w") as h5:
-        h5.attrs["format"] = _FORMAT
-        h5.attrs["segment"] = np.asarray(triggers.segment, dtype=np.float64)
-        h5.attrs["params"] = json.dumps(triggers.params)
-        for channel, table in triggers.tables.items():
-            if "/" in channel:
-                raise GwtwinError(f"channel name {channel!r} contains '/', not a valid HDF5 name")
-            arr = np.asarray(table, dtype=TRIGGER_DTYPE)
-            ds = h5.create_dataset(channel, data=arr, maxshape=(None,))
-            ds.attrs["channel"] = channel
-
-
-def read_triggers(path: str | os.PathLike, channels: Sequence[str] | None = None) -> Triggers:
-    """Read a file written by :func:`write_triggers` (all channels, or those named)."""
-    import h5py
-
-    path = os.fspath(path)
-    with h5py.File(path, "r") as h5:
-        if h5.attrs.get("format") != _FORMAT:
-            raise GwtwinError(
-                f"{path} is not a gwtwin triggers file (format attribute "
-                f"{h5.attrs.get('format')!r}, expected {_FORMAT!r})"
-            )
-        names = list(h5.keys()) if channels is None else list(channels)
-        tables = {}
-        for name in names:
-            if name not in h5:
-                raise GwtwinError(f"{path} has no triggers for {name!r}; it has {list(h5.keys())}")
-            tables[name] = np.asarray(h5[name][()], dtype=TRIGGER_DTYPE)
-        segment = tuple(float(v) for v in h5.attrs["segment"])
-        params = json.loads(h5.attrs["params"])
-    return Triggers(tables, segment, params)
