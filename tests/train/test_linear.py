@@ -210,7 +210,7 @@ def _handmade_spec(*witnesses):
 
 
 def test_training_puts_fringe_features_in_the_linear_stage_only():
-    from gwtwin.train.run import _linear_only, _model_kwargs
+    from gwtwin.train.network import _linear_only, _model_kwargs
 
     spec = _handmade_spec(
         ("X1:MAG", "standardise", 1), ("X1:DISP", "fringe", 3), ("X1:ASC", "standardise", 1)
@@ -252,7 +252,7 @@ def test_bilinear_pairs_are_linear_stage_inputs(spec):
 
 
 def test_witness_pairs_cross_standardised_witnesses_only():
-    from gwtwin.train.run import _witness_pairs
+    from gwtwin.train.network import _witness_pairs
 
     spec = _handmade_spec(
         ("X1:A", "standardise", 1),

@@ -95,7 +95,7 @@ class _Scripted(L.LightningModule):
 
 
 def test_checkpoint_rule_keeps_minimum_not_last(tmp_path):
-    from gwtwin.train.run import checkpoint_callbacks
+    from gwtwin.train.trainer import checkpoint_callbacks
 
     cb, last = checkpoint_callbacks(tmp_path)
     trainer = L.Trainer(
@@ -292,7 +292,7 @@ def test_qimage_model_trains_and_reports_veto_accuracy(qimage_dataset, tmp_path)
 def test_output_filter_starts_as_the_whitening_filter(ts_dataset):
     from gwtwin.models import build_model
     from gwtwin.signal import design_fir
-    from gwtwin.train.run import _whitening_taps
+    from gwtwin.train.network import _whitening_taps
 
     spec = ts_dataset[1]
     taps = _whitening_taps(spec)

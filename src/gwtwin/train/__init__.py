@@ -9,8 +9,9 @@ from gwtwin.train.config import TrainConfig, load_train_config
 from gwtwin.train.losses import asd_ratio, qimage_loss, ssim, whitened_mse
 from gwtwin.train.metrics import excess_power_metrics, veto_accuracy, veto_flags, window_power
 from gwtwin.train.modules import QImageModule, TimeDomainModule
-from gwtwin.train.run import TrainResult, evaluate_twin, load_twin, train
+from gwtwin.train.run import TrainResult, load_twin, train
 from gwtwin.train.tracking import list_models, pip_requirements, promote, tracking_uri_for
+from gwtwin.train.validation import evaluate_twin
 
 __all__ = [
     "QImageModule",
