@@ -9,7 +9,7 @@ field is repeated here::
     dataset:     gwtwin.dataset.config.DatasetConfig
     train:       gwtwin.train.config.TrainConfig             (MLflow tracking: train.tracking)
     clean:       gwtwin.infer.clean.CleanConfig
-    evaluate:    gwtwin.evaluate.run.EvaluateConfig          (simulator sources only)
+    evaluate:    gwtwin.evaluate.config.EvaluateConfig       (truth metrics: simulator sources)
     report:      {enabled}
     parallelism: {workers, torch_threads, dask_scheduler}, copied onto the sections with such keys
 
@@ -39,7 +39,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from gwtwin.dataset.config import DatasetConfig
 from gwtwin.errors import ConfigError
-from gwtwin.evaluate.run import EvaluateConfig
+from gwtwin.evaluate.config import EvaluateConfig
 from gwtwin.infer.clean import CleanConfig
 from gwtwin.select.config import SelectConfig
 from gwtwin.simulate.config import SimulationConfig

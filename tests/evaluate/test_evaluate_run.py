@@ -142,7 +142,7 @@ def test_flag_figures_count_strain_triggers_like_hveto(tmp_path):
     """Efficiency on the raw-strain triggers inside target glitches, deadtime of the flag in the
     evaluated span; the catalogue-peak share beside it."""
     from gwtwin.data.flags import make_flag, read_flags, write_flags
-    from gwtwin.evaluate.run import _flag_figures
+    from gwtwin.evaluate.flags import flag_figures
     from gwtwin.signal.triggers import TRIGGER_DTYPE, Triggers, write_triggers
 
     clean = tmp_path / "clean"
@@ -168,7 +168,7 @@ def test_flag_figures_count_strain_triggers_like_hveto(tmp_path):
         "gps_start": np.array([9.0, 80.1, 50.0, 94.0]),
         "gps_end": np.array([14.0, 80.3, 50.8, 96.0]),
     }
-    out = _flag_figures(clean, table, EvaluateConfig(), read_flags, [(0.0, 90.0)])
+    out = flag_figures(clean, table, EvaluateConfig(), read_flags, [(0.0, 90.0)])
     w = out["V1:GWTWIN-WITNESSED:1"]
     assert w["n_glitches"] == 2 and w["n_vetoed"] == 1  # 10.5 in, 13.0 out; 50.5 too weak
     assert w["deadtime"] == pytest.approx(3.0 / 90.0)
@@ -179,3 +179,53 @@ def test_flag_figures_count_strain_triggers_like_hveto(tmp_path):
     assert u["n_glitches"] == 1 and u["efficiency"] == 1.0
     assert u["deadtime"] == pytest.approx(0.5 / 90.0)
     assert out["V1:GWTWIN-CLEANING_FAILED:1"]["efficiency"] == 0.0
+
+
+def test_truth_free_evaluation_of_real_data(glitch_scenario, tmp_path):
+    """Without a simulation only what the data say: a cleaning that changed nothing has an ASD
+    ratio of exactly 1 (the same Welch segments) and the truth metrics are listed as not
+    computable; the raw frames come from clean.json's record of its source."""
+    s = glitch_scenario
+    clean = _fake_clean(s, tmp_path / "clean", np.zeros_like(s["coupled"]))
+    info = json.loads((clean / "clean.json").read_text())
+    with pytest.raises(GwtwinError, match=r"does not record the frames it cleaned: give frames="):
+        evaluate_run(None, clean, tmp_path / "x", log=str)
+    info["source"] = str(s["dir"] / "frames")
+    (clean / "clean.json").write_text(json.dumps(info))
+    config = EvaluateConfig(quiet_pad=0.5, fftlength=2.0)
+    result = evaluate_run(None, clean, tmp_path / "ev", config, log=str)
+    assert result["truth"] is False and "criteria" not in result and "glitches" not in result
+    assert set(result["not_computed_without_truth"]) >= {
+        "residual SNR of witnessed glitches",
+        "injection SNR loss",
+    }
+    asd = result["without_truth"]["asd_ratio"]
+    for key in ("quiet", "overall"):
+        assert asd[key]["min"] == asd[key]["max"] == 1.0 and asd[key]["n_segments"] > 0
+    assert result["headline"]["asd_ratio_quiet"] == [1.0, 1.0]
+    for name in ("evaluate.json", "asd_ratio_data.csv", "glitch_changes.csv", "asd_ratio_data.png"):
+        assert (tmp_path / "ev" / name).is_file()
+
+
+def test_oracle_reports_truth_free_metrics_beside_truth(oracle):
+    result, out = oracle
+    assert result["truth"] is True
+    asd = result["without_truth"]["asd_ratio"]
+    # removing the coupled truth removes power: the data-only ratio shows it without truth
+    assert asd["overall"]["median"] < 1.0 and asd["overall"]["min"] < 0.5
+    assert asd["overall"]["bins_above_1.02"] == 0
+    assert (out / "glitch_changes.png").is_file()
+
+
+def test_glitch_verdicts_from_metadata():
+    from gwtwin.evaluate.datadriven import glitch_changes
+
+    meta = {
+        "snr_before": np.array([20.0, 10.0, 9.0, 12.0]),
+        "snr_after": np.array([0.0, 9.5, 11.0, np.nan]),  # nan: no cleaned trigger at all
+    }
+    g = glitch_changes(meta, snr_margin=1.0)
+    assert (g["improved"], g["untouched"], g["worsened"]) == (2, 1, 1)
+    assert list(g["change"]) == ["improved", "untouched", "worsened", "improved"]
+    assert g["power_removed"][0] == 1.0 and g["power_removed"][2] < 0
+    assert glitch_changes({})["count"] == 0

@@ -17,6 +17,7 @@ from gwtwin.config import load_run_config
 from gwtwin.errors import ConfigError, GwtwinError
 from gwtwin.pipeline import config_hash
 from gwtwin.run import build_pipeline, default_steps, run_pipeline, run_status
+from gwtwin.run.pipeline import _resolved
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = ROOT / "configs" / "run-tiny.yaml"
@@ -151,17 +152,30 @@ def test_run_status_cli(run_dir, capsys, monkeypatch):
     assert "│ simulate │ up to date" in out and "│ train    │ to run: never run" in out
 
 
-def test_frames_sources_skip_simulation_and_refuse_evaluation(run_dir, tmp_path):
-    frames = {"source": {"kind": "frames", "path": str(run_dir / "simulation" / "frames")}}
+def test_frames_sources_skip_simulation_and_name_their_strain(run_dir, tmp_path):
+    path = str(run_dir / "simulation" / "frames")
+    frames = {"source": {"kind": "frames", "path": path, "strain_channel": "*:Hrec_*"}}
     config = load_run_config(TINY, frames)
-    assert default_steps(config) == ["scan", "dataset", "train", "clean", "report"]
-    with pytest.raises(ConfigError, match=r"\['evaluate'\] need source\.kind 'simulator'.*truth"):
-        run_pipeline(config, tmp_path / "real", "scan,evaluate", log=quiet, progress=False)
+    # evaluate runs on frames too: the truth-free metrics (truth exists only for simulations)
+    assert default_steps(config) == ["scan", "dataset", "train", "clean", "evaluate", "report"]
+    # a glob names the strain channel: resolved against the frames' channels
+    resolved = _resolved(config)
+    assert resolved.source.strain_channel == resolved.scan.strain_channel == "V1:Hrec_hoft_4096Hz"
+    with pytest.raises(ConfigError, match=r"\['simulate'\] need source\.kind 'simulator'.*renders"):
+        run_pipeline(config, tmp_path / "real", "simulate,scan", log=quiet, progress=False)
     with pytest.raises(GwtwinError, match=r"unknown step\(s\) \['scna'\]; the steps are simulate"):
         run_pipeline(config, tmp_path / "real", "scna", log=quiet, progress=False)
     missing = load_run_config({"source": {"kind": "frames", "path": str(tmp_path / "none")}})
     with pytest.raises(GwtwinError, match=r"source\.path .*none does not exist"):
         run_pipeline(missing, tmp_path / "real", "scan", log=quiet, progress=False)
+    unnamed = load_run_config({"source": {"kind": "frames", "path": path}})
+    with pytest.raises(ConfigError, match=r"source\.strain_channel is required for kind 'frames'"):
+        run_pipeline(unnamed, tmp_path / "real", "scan", log=quiet, progress=False)
+    several = load_run_config(
+        {"source": {"kind": "frames", "path": path, "strain_channel": "V1:*"}}
+    )
+    with pytest.raises(ConfigError, match=r"'V1:\*' matches \d+ channels, expected one"):
+        run_status(several, tmp_path / "real")
 
 
 def test_full_tiny_run_through_the_cli(run_dir, capsys):

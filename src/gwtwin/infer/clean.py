@@ -358,6 +358,7 @@ def clean_frames(
     )
     summary = {
         "model": model_info,
+        "source": str(Path(source).resolve()) if isinstance(source, (str, Path)) else None,
         "strain_channel": strain_channel,
         "cleaned_channel": cleaned_name,
         "prediction_channel": pred.strain.channels[0] if segments else None,

@@ -132,6 +132,71 @@ def evaluation_section(report: Report, run: Path) -> bool:
     if not path.is_file():
         return False
     result = json.loads(path.read_text())
+    if result.get("truth", True):
+        _truth_section(report, folder, result)
+    _data_section(report, folder, result)
+    report.links(
+        {
+            name: report.relative(folder / name)
+            for name in (
+                "evaluate.json",
+                "per_glitch.csv",
+                "injections.csv",
+                "asd_ratio.csv",
+                "asd_ratio_data.csv",
+                "glitch_changes.csv",
+            )
+            if (folder / name).is_file()
+        }
+    )
+    return True
+
+
+def _data_section(report: Report, folder: Path, result: dict) -> None:
+    """What the data say without truth (real data: all there is)."""
+    free = result.get("without_truth")
+    if not free:
+        return
+    report.section("Cleaning from the data alone")
+    report.paragraph(
+        "Measured without any truth, as on real data: the cleaned / raw ASD ratio on the same "
+        "Welch segments over quiet time (away from every raw-strain trigger) and all time, and "
+        "each glitch's trigger SNR before and after cleaning."
+    )
+    g = free.get("glitches", {})
+    report.metrics(
+        {
+            "glitches": g.get("count"),
+            "improved": g.get("improved"),
+            "untouched": g.get("untouched"),
+            "worsened": g.get("worsened"),
+            "median trigger power removed": g.get("median_power_removed"),
+        }
+    )
+    asd = free.get("asd_ratio", {})
+    report.table(
+        [{"time": key, **asd[key]} for key in ("quiet", "overall") if key in asd],
+        ["time", "n_segments", "min", "median", "max", "bins_above_1.02"],
+        caption=f"ASD ratio cleaned / raw over {asd.get('band')} Hz, from the data",
+        table_id="asd_data",
+    )
+    missing = result.get("not_computed_without_truth")
+    if missing:
+        report.table(
+            [{"metric": k, "why not": v} for k, v in missing.items()],
+            ["metric", "why not"],
+            caption="Not computable without truth",
+            table_id="needs_truth",
+        )
+    for name, caption in (
+        ("asd_ratio_data.png", "ASD ratio cleaned / raw, quiet time from the data"),
+        ("glitch_changes.png", "Trigger SNR before and after cleaning, per glitch"),
+    ):
+        if (folder / name).is_file():
+            report.figure(folder / name, caption)
+
+
+def _truth_section(report: Report, folder: Path, result: dict) -> None:
     report.section("Cleaning against truth")
     report.paragraph(
         f"Scored over GPS [{result['span'][0]:.0f}, {result['span'][1]:.0f}) "
@@ -219,11 +284,3 @@ def evaluation_section(report: Report, run: Path) -> bool:
     for name, caption in captions.items():
         if (folder / name).is_file():
             report.figure(folder / name, caption)
-    report.links(
-        {
-            name: report.relative(folder / name)
-            for name in ("evaluate.json", "per_glitch.csv", "injections.csv", "asd_ratio.csv")
-            if (folder / name).is_file()
-        }
-    )
-    return True

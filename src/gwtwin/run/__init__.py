@@ -8,7 +8,7 @@ The steps and what they write in the run directory (each calls the library funct
     dataset   -> dataset.h5                      gwtwin.dataset.build_dataset
     train     -> train/ (result.json, MLflow)    gwtwin.train.train
     clean     -> clean/                          gwtwin.infer.clean.clean_frames
-    evaluate  -> evaluate/                       gwtwin.evaluate.run.evaluate_run (simulator source)
+    evaluate  -> evaluate/                       gwtwin.evaluate.run.evaluate_run (no truth: frames)
     report    -> report/index.html               gwtwin.report.run.build_report
 
 :class:`~gwtwin.pipeline.Pipeline` does the bookkeeping (``manifest.json``): a step runs when it

@@ -67,16 +67,15 @@ def build_pipeline(
             config={**source, "clean": config.section("clean", for_hash=True)},
         ),
     ]
-    if simulated:
-        steps.append(
-            Step(
-                "evaluate",
-                fn.evaluate,
-                ("evaluate",),
-                ("simulation", "clean"),
-                config={"evaluate": config.section("evaluate", for_hash=True)},
-            )
+    steps.append(
+        Step(
+            "evaluate",
+            fn.evaluate,
+            ("evaluate",),
+            (*frames_in, "clean"),
+            config={**source, "evaluate": config.section("evaluate", for_hash=True)},
         )
+    )
     # the report reads whatever the other steps left: those files are its inputs
     present = tuple(p for p in REPORT_SOURCES if (run_dir / p).exists())
     steps.append(
@@ -121,14 +120,34 @@ def _chosen(config: RunConfig, steps: Iterable[str] | str | None) -> list[str]:
 
 def _resolved(config: RunConfig) -> RunConfig:
     """The config with an absolute frames path (the run's config.yaml must not depend on the
-    directory it was started from)."""
+    directory it was started from) and, for frames, the strain channel found in them: a glob
+    (``*:GDS-CALIB_STRAIN*``) becomes the one channel it matches."""
     if config.source.kind != "frames":
         return config
+    from gwtwin.data import list_channels
+    from gwtwin.data.channels import resolve_channel
+    from gwtwin.signal.scan import resolve_frames
+
     path = Path(config.source.path).expanduser()
     if not path.exists():
         raise GwtwinError(f"source.path {path} does not exist (expected a frame directory)")
-    source = config.source.model_copy(update={"path": str(path.resolve())})
-    return config.model_copy(update={"source": source})
+    pattern = config.source.strain_channel
+    if not pattern:
+        raise ConfigError(
+            "source.strain_channel is required for kind 'frames': the strain channel's full name "
+            "(H1:GDS-CALIB_STRAIN) or a glob matching exactly one channel of the frames "
+            "(*:GDS-CALIB_STRAIN*)"
+        )
+    channels = list(list_channels(resolve_frames(path)))
+    try:
+        strain = resolve_channel(pattern, channels, what="source.strain_channel")
+    except GwtwinError as exc:
+        raise ConfigError(f"{exc} (frames {path})") from None
+    source = config.source.model_copy(
+        update={"path": str(path.resolve()), "strain_channel": strain}
+    )
+    scan = config.scan.model_copy(update={"strain_channel": strain})
+    return config.model_copy(update={"source": source, "scan": scan})
 
 
 def run_pipeline(

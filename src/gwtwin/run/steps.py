@@ -24,7 +24,6 @@ STEPS = ("simulate", "scan", "dataset", "train", "clean", "evaluate", "report")
 REPORT_SOURCES = ("simulation", "quicklook.png", "scan", "train/result.json", "clean", "evaluate")
 SIMULATOR_ONLY = {
     "simulate": "it renders the simulated scenario",
-    "evaluate": "it needs ground truth (the simulator's truth/ frames and catalogue)",
 }
 
 
@@ -222,8 +221,15 @@ class RunSteps:
 
         output = ctx.path("evaluate")
         _clear(output)
+        # frames without truth (real data): the truth-free metrics, and what needs truth
+        truth = ctx.path("simulation") if self.simulated else None
         evaluate_run(
-            ctx.path("simulation"), ctx.path("clean"), output, self.config.evaluate, log=ctx.log
+            truth,
+            ctx.path("clean"),
+            output,
+            self.config.evaluate,
+            frames=self.frames,
+            log=ctx.log,
         )
 
     def report(self, ctx: StepContext) -> None:
