@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from gwtwin.data._quiet import quiet_gwpy
 from gwtwin.errors import GwtwinError
 
 NS = 1_000_000_000
@@ -292,7 +293,8 @@ class Block:
     # -- gwpy interop -------------------------------------------------------------------------
     def to_timeseriesdict(self):
         """Convert to a :class:`gwpy.timeseries.TimeSeriesDict` (exact GPS start)."""
-        from gwpy.timeseries import TimeSeries, TimeSeriesDict
+        with quiet_gwpy():  # gwpy restyles matplotlib on first import
+            from gwpy.timeseries import TimeSeries, TimeSeriesDict
 
         out = TimeSeriesDict()
         arr = self.numpy()

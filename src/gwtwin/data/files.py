@@ -18,6 +18,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from gwtwin.data._quiet import quiet_gwpy
 from gwtwin.data.block import NS, ns_to_gps, to_ns
 from gwtwin.data.errors import (
     FrameNameError,
@@ -82,7 +83,8 @@ class FrameFile:
     @property
     def segment(self):
         """The ``[start, end)`` span as a :class:`gwpy.segments.Segment` of exact GPS times."""
-        from gwpy.segments import Segment
+        with quiet_gwpy():  # gwpy restyles matplotlib on first import
+            from gwpy.segments import Segment
 
         return Segment(ns_to_gps(self.start_ns), ns_to_gps(self.end_ns))
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from gwtwin.data._quiet import quiet_gwpy
 from gwtwin.errors import GwtwinError
 
 FORMATS = ("xml", "h5", "json")
@@ -26,7 +27,8 @@ def make_flag(name: str, active, known, *, description: str = "", version: int =
 
     ``name`` is ``IFO:NAME`` or ``IFO:NAME:VERSION``; active time outside ``known`` is refused.
     """
-    from gwpy.segments import DataQualityFlag, Segment, SegmentList
+    with quiet_gwpy():  # gwpy restyles matplotlib on first import
+        from gwpy.segments import DataQualityFlag, Segment, SegmentList
 
     parts = name.split(":")
     if len(parts) == 2:
@@ -67,7 +69,8 @@ def write_flags(
 
     Returns ``{format: [paths]}``. Existing files are refused unless ``overwrite``.
     """
-    from gwpy.segments import DataQualityDict
+    with quiet_gwpy():
+        from gwpy.segments import DataQualityDict
 
     flags = list(flags.values()) if hasattr(flags, "values") else list(flags)
     if not flags:
@@ -104,7 +107,8 @@ def write_flags(
 
 def read_flags(path: str | os.PathLike):
     """Read flags written by :func:`write_flags` (any of the three formats) as a DataQualityDict."""
-    from gwpy.segments import DataQualityDict, DataQualityFlag
+    with quiet_gwpy():
+        from gwpy.segments import DataQualityDict, DataQualityFlag
 
     path = Path(path)
     if not path.is_file():

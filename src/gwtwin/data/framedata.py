@@ -9,6 +9,7 @@ from pathlib import Path
 
 import torch
 
+from gwtwin.data._quiet import quiet_gwpy
 from gwtwin.data.block import NS, Block, ns_to_gps, to_ns
 from gwtwin.data.errors import GapError
 from gwtwin.data.pieces import grid_offset, index_at, time_at
@@ -16,13 +17,15 @@ from gwtwin.errors import GwtwinError
 
 
 def _segment(lo_ns: int, hi_ns: int):
-    from gwpy.segments import Segment
+    with quiet_gwpy():  # gwpy restyles matplotlib on first import
+        from gwpy.segments import Segment
 
     return Segment(ns_to_gps(lo_ns), ns_to_gps(hi_ns))
 
 
 def _segment_list(intervals):
-    from gwpy.segments import SegmentList
+    with quiet_gwpy():
+        from gwpy.segments import SegmentList
 
     return SegmentList(_segment(lo, hi) for lo, hi in intervals)
 

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from gwtwin.data import gwf, hdf5
+from gwtwin.data._quiet import quiet_gwpy
 from gwtwin.data.backends import missing_channels_error, open_frame
 from gwtwin.data.block import NS, Block, _check_rate, ns_to_gps, to_ns
 from gwtwin.data.errors import (
@@ -312,7 +313,8 @@ def _extract(seg, lo, hi, channels, units, rates, target, dtype, nonfinite) -> B
         _record_nonfinite(data, channels, rate, time_at(base + k0, origin, rate), nonfinite)
         return Block(data, time_at(base + k0, origin, rate), float(rate), channels, units)
 
-    from gwpy.timeseries import TimeSeries, TimeSeriesDict
+    with quiet_gwpy():  # gwpy restyles matplotlib on first import
+        from gwpy.timeseries import TimeSeries, TimeSeriesDict
 
     tsd = TimeSeriesDict()
     for (c, rate, origin, base, k0, k1), unit in zip(per_channel, units, strict=True):

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from gwtwin.data._quiet import quiet_gwpy
 from gwtwin.data.block import NS, Block, ns_to_gps, to_ns
 from gwtwin.data.errors import CorruptFrameError, UnknownFormatError
 from gwtwin.data.pieces import Piece, rate_from_dt, slice_span
@@ -33,7 +34,8 @@ def _unit_text(text: str) -> str:
     """A unit string as astropy spells it (``'kg s^-2 A^-1'`` -> ``'kg / (A s2)'``)."""
     if text not in _UNIT_CACHE:
         try:
-            import gwpy.detector.units  # noqa: F401 - registers 'strain' and friends
+            with quiet_gwpy():  # gwpy restyles matplotlib on first import
+                import gwpy.detector.units  # noqa: F401 - registers 'strain' and friends
             from astropy import units
 
             _UNIT_CACHE[text] = units.Unit(text).to_string()
@@ -48,9 +50,11 @@ def _lal_unit(text: str, channel: str, path: Path):
     if not text:
         return lal.DimensionlessUnit
     try:
-        import gwpy.detector.units  # noqa: F401
         from astropy import units
-        from gwpy.utils.lal import to_lal_unit
+
+        with quiet_gwpy():
+            import gwpy.detector.units  # noqa: F401
+            from gwpy.utils.lal import to_lal_unit
 
         converted = to_lal_unit(units.Unit(text))
         lal_unit, scale = converted if isinstance(converted, tuple) else (converted, 1)

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from gwtwin.data._quiet import quiet_gwpy
 from gwtwin.data.block import NS, Block
 from gwtwin.data.errors import CorruptFrameError, UnknownFormatError
 from gwtwin.data.pieces import Piece, rate_from_dt, slice_span, snap_t0, time_at
@@ -191,7 +192,9 @@ class Hdf5Reader:
 def write_hdf5(path: Path, blocks: Sequence[Block], compression: str | None = "gzip") -> None:
     """Write the channels of ``blocks`` through gwpy (one dataset per channel) plus exact starts."""
     import h5py
-    from gwpy.timeseries import TimeSeriesDict
+
+    with quiet_gwpy():  # gwpy restyles matplotlib on first import
+        from gwpy.timeseries import TimeSeriesDict
 
     tsd = TimeSeriesDict()
     exact = {}

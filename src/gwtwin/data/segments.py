@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from gwtwin.data._quiet import quiet_gwpy
 from gwtwin.errors import GwtwinError
 
 __all__ = [
@@ -127,7 +128,8 @@ def windows_around(times, window: float) -> np.ndarray:
 
 def to_segmentlist(segs):
     """A :class:`gwpy.segments.SegmentList` of the same segments."""
-    from gwpy.segments import Segment, SegmentList
+    with quiet_gwpy():  # gwpy restyles matplotlib on first import
+        from gwpy.segments import Segment, SegmentList
 
     return SegmentList(Segment(float(lo), float(hi)) for lo, hi in _as(segs))
 
