@@ -31,8 +31,8 @@ demo: install
 	@echo "report: $(abspath $(DEMO_DIR))/report/index.html (open it in a browser; no server needed)"
 
 lint: install
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks examples
+	$(BIN)/ruff format --check src tests benchmarks examples
 
 # the tests that fit the ~15 min budget on 2 cores; test-slow runs the multi-seed acceptance runs
 test: install lint

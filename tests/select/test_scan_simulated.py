@@ -8,7 +8,7 @@ import pytest
 
 from gwtwin.cli import main
 from gwtwin.data.errors import MissingChannelError
-from gwtwin.errors import GwtwinError
+from gwtwin.errors import ConfigError, GwtwinError
 from gwtwin.select import select_channels, select_from_triggers
 from gwtwin.select.compare import hveto_rounds
 from gwtwin.select.triggers import channel_jobs, compute_triggers
@@ -157,8 +157,15 @@ def test_cache_reused_and_dask(selection, simulated, tmp_path):
 def test_bad_channel_list(simulated, tmp_path):
     with pytest.raises(MissingChannelError, match="channels not found in the frames .*V1:NOPE"):
         select_channels(simulated, {"channels": ["V1:NOPE", MAG]}, tmp_path)
-    with pytest.raises(MissingChannelError, match="strain channel V1:GDS-CALIB_STRAIN not found"):
+    with pytest.raises(MissingChannelError, match="'V1:GDS-CALIB_STRAIN' is not in the frames"):
         select_channels(simulated, {"strain_channel": "V1:GDS-CALIB_STRAIN"}, tmp_path)
+    with pytest.raises(MissingChannelError, match=r"'V1:\*_N' matches \d+ channels, expected one"):
+        select_channels(simulated, {"strain_channel": "V1:*_N"}, tmp_path)
+    frames = simulated / "frames"  # bare frames say nothing of which channel is strain
+    with pytest.raises(ConfigError, match="scan.strain_channel is not set: name the strain"):
+        select_channels(frames, {}, tmp_path)
+    glob = select_channels(frames, {"strain_channel": "*:Hrec_*", "channels": [MAG]}, None)
+    assert glob.strain_channel == STRAIN
 
 
 def test_unsafe_channels_refused(selection, simulated, tmp_path):
@@ -176,7 +183,7 @@ def test_unsafe_channels_refused(selection, simulated, tmp_path):
 def test_no_strain_triggers_gives_explicit_empty_result(selection):
     sel, _ = selection
     triggers = _triggers_of(sel)
-    empty = select_from_triggers(triggers, {"strain_snr": 1e6})
+    empty = select_from_triggers(triggers, {"strain_snr": 1e6, "strain_channel": STRAIN})
     assert empty.selected == [] and empty.rounds.rounds == []
     assert "no strain triggers with SNR >= 1e+06" in empty.notes[0]
 
@@ -189,6 +196,8 @@ def test_zero_live_time(selection):
         triggers[MAG].tables, (hi + 10, hi + 20), {"segments": [[hi + 10, hi + 20]]}
     )
     with pytest.raises(GwtwinError, match="zero live time: the channels' analysed segments"):
+        select_from_triggers(triggers, {}, strain_channel=STRAIN)
+    with pytest.raises(ConfigError, match="no strain channel: give strain_channel"):
         select_from_triggers(triggers, {})
 
 

@@ -104,7 +104,13 @@ def test_config_defaults_and_yaml(tmp_path):
     ligo = SelectConfig(strain_channel="L1:MY-H_OF_T", unsafe=[])
     assert ligo.is_unsafe("L1:MY-H_OF_T") and ligo.is_unsafe("L1:MY-H_OF_T_CLEANED")
     assert not ligo.is_unsafe("L1:PEM-EY_MAG_EBAY_SEIRACK_X_DQ")
-    assert cfg.rule_for("V1:ASC_NE_TX_CORR").qrange == (4.0, 16.0)
+    # slow channels get the slow-channel rule by their rate, whatever their name
+    assert cfg.rule_for("V1:ASC_NE_TX_CORR", 128.0).qrange == (4.0, 16.0)
+    assert cfg.rule_for("H1:ASC-DHARD_P_OUT_DQ", 64.0).segment_duration == 128.0
+    assert cfg.rule_for("H1:PEM-CS_MAG_LVEA_VERTEX_X_DQ", 4096.0) is None
+    assert cfg.rule_for("V1:ASC_NE_TX_CORR") is None  # rate unknown: a rate rule cannot apply
+    named = SelectConfig(channel_triggers=[{"match": "*:MAG*", "qrange": (8.0, 32.0)}])
+    assert named.rule_for("X1:MAG_1").qrange == (8.0, 32.0)
     path = tmp_path / "s.yaml"
     path.write_text("scan:\n  min_significance: 6\n  slides: {count: 3, step: 100}\n")
     loaded = load_config(path)

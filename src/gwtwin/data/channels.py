@@ -49,8 +49,8 @@ def ifo(channel: str) -> str:
     prefix, sep, rest = str(channel).partition(":")
     if not sep or not rest or not _IFO.match(prefix):
         raise GwtwinError(
-            f"expected a full channel name <IFO>:<NAME> such as 'H1:GDS-CALIB_STRAIN' or "
-            f"'V1:Hrec_hoft_16384Hz', found {channel!r}"
+            "expected a full channel name <IFO>:<NAME> (a detector prefix of a letter and a "
+            f"letter or digit) such as 'H1:GDS-CALIB_STRAIN', found {channel!r}"
         )
     return prefix
 

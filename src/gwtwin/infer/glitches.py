@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import csv
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from gwtwin.data import Block, read
+from gwtwin.data import segments as sg
 from gwtwin.data.flags import write_flags
 from gwtwin.data.segments import efficiency_deadtime, merge_spans
 from gwtwin.infer.veto import (
@@ -37,20 +39,20 @@ SNIPPET = 4.0  #: seconds each side of a glitch kept for its image
 CATEGORIES = ("cleaning failed", "unwitnessed", "cleaned")
 
 
-def _subtract(span, holes):
-    out = [span]
-    for h0, h1 in holes:
-        nxt = []
-        for a, b in out:
-            if h1 <= a or h0 >= b:
-                nxt.append((a, b))
-                continue
-            if h0 > a:
-                nxt.append((a, h0))
-            if h1 < b:
-                nxt.append((h1, b))
-        out = nxt
-    return out
+def _veto_band(frange, qrange, sample_rate: float, duration: float, log) -> tuple[float, float]:
+    """``frange`` with its upper edge lowered, when needed, to the highest frequency the Q
+    tiling allows at the strain's rate (``qtiling.frequency_limits``): 1000 Hz suits 4 kHz
+    strain, 2 kHz strain reaches only ~650 Hz at Q 4. The change is logged and recorded."""
+    from gwtwin.signal.qtiling import frequency_limits
+
+    f_max = frequency_limits(duration, sample_rate, qrange)[1]
+    if frange[1] <= f_max:
+        return (float(frange[0]), float(frange[1]))
+    log(
+        f"veto: frange upper edge {frange[1]:g} Hz lowered to {f_max:.1f} Hz, the highest the Q "
+        f"tiling allows at {sample_rate:g} Hz for q >= {qrange[0]:g}"
+    )
+    return (float(frange[0]), float(f_max))
 
 
 def run_veto(
@@ -95,6 +97,9 @@ def run_veto(
                 continue
             raw = read(source, [strain_channel], lo, hi).block
             cleaned = read(cleaned_source, [cleaned_channel], lo, hi).block
+            if rate is None:
+                band = _veto_band(vs.frange, vs.qrange, raw.sample_rate, hi - lo, log)
+                veto = replace(veto, frange=band)
             rate = raw.sample_rate
             x = torch.stack([raw.data[0], cleaned.data[0]]).to(torch.float64)
             x = torch.where(torch.isfinite(x), x, torch.zeros_like(x))
@@ -111,7 +116,7 @@ def run_veto(
             if core[1] <= core[0]:
                 done += d - c
                 continue
-            good = _subtract(core, bad)
+            good = merge_spans(sg.subtract(sg.coalesce([core]), sg.coalesce(bad)))
             known += good
             block = Block.create(
                 torch.from_numpy(np.stack([w_raw, w_clean])), t0, rate, ["RAW", "CLEANED"]
@@ -120,7 +125,7 @@ def run_veto(
                 block,
                 whiten=False,
                 snr_threshold=vs.trigger_snr,
-                frange=tuple(vs.frange),
+                frange=veto.frange,
                 qrange=tuple(vs.qrange),
             )
             t_raw, t_clean = trig["RAW"], trig["CLEANED"]
@@ -215,6 +220,7 @@ def run_veto(
             "accuracy": "accuracy.csv",
             "images": images,
             "config": vs.model_dump(mode="json"),
+            "frange_used": list(veto.frange),
         }
     }
 

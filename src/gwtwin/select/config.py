@@ -65,14 +65,17 @@ class FringeConfig(_Model):
 
 
 class ChannelTriggerConfig(_Model):
-    """Trigger options for channels whose name matches ``match`` (a glob, e.g. ``V1:ASC_*``).
+    """Trigger options for the channels whose name matches ``match`` (a glob, e.g.
+    ``H1:ASC-*``) and, when ``max_rate`` is given, whose native sample rate is at most
+    ``max_rate`` Hz (a slow channel, whatever its name).
 
     ``method``: ``qtransform`` (Q-tile triggers, :func:`gwtwin.signal.find_triggers`), ``fringe``
     (:class:`FringeConfig`) or ``auto`` (fringe for length units, Q-tiles otherwise).  The other
     keys, when given, replace the defaults of :attr:`SelectConfig.triggers` for these channels.
     """
 
-    match: str
+    match: str = "*"
+    max_rate: PositiveFloat | None = None
     method: Literal["auto", "qtransform", "fringe"] = "auto"
     qrange: Band | None = None
     frange: Band | None = None
@@ -103,8 +106,9 @@ class TriggerConfig(_Model):
 
 
 def _default_channel_rules() -> list[ChannelTriggerConfig]:
-    # slow control channels (128 Hz): low Q and long windows reach their few-Hz episodes
-    return [ChannelTriggerConfig(match="*:ASC_*", qrange=(4.0, 16.0), segment_duration=128.0)]
+    # slow channels (native rate <= 128 Hz: control loops, angular and suspension signals, by
+    # rate, not by any detector's naming): low Q and long windows reach their few-Hz episodes
+    return [ChannelTriggerConfig(max_rate=128.0, qrange=(4.0, 16.0), segment_duration=128.0)]
 
 
 class CoincidenceConfig(_Model):
@@ -205,12 +209,17 @@ class SelectConfig(_Model):
         return self
 
     # -- helpers ---------------------------------------------------------------------------------
-    def rule_for(self, channel: str) -> ChannelTriggerConfig | None:
-        """The last ``channel_triggers`` entry whose glob matches ``channel``."""
+    def rule_for(self, channel: str, rate: float | None = None) -> ChannelTriggerConfig | None:
+        """The last ``channel_triggers`` entry whose glob matches ``channel`` and whose
+        ``max_rate`` (if any) admits the channel's native ``rate`` (Hz; a rule with a
+        ``max_rate`` never applies when the rate is unknown)."""
         found = None
         for rule in self.channel_triggers:
-            if fnmatch.fnmatchcase(channel, rule.match):
-                found = rule
+            if not fnmatch.fnmatchcase(channel, rule.match):
+                continue
+            if rule.max_rate is not None and (rate is None or rate > rule.max_rate):
+                continue
+            found = rule
         return found
 
     def is_unsafe(self, channel: str) -> bool:

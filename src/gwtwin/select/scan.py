@@ -201,7 +201,7 @@ def select_from_triggers(
     # scores
     scores = {}
     for c, t in aux.items():
-        rule = config.rule_for(c)
+        rule = config.rule_for(c, float(triggers[c].params.get("sample_rate", 0.0)) or None)
         tol = (rule.tolerance if rule else None) or config.coincidence.tolerance
         if tol is None:
             tol = (won[c].window if c in won else rounds.first.get(c, (0, 0, 1.0))[2]) / 2
@@ -336,6 +336,20 @@ def select_from_triggers(
     )
 
 
+def _simulated_strain(source) -> str | None:
+    """The strain channel recorded in a ``gwtwin simulate`` output's ``summary.json``."""
+    import json
+
+    summary = Path(source) / "summary.json"
+    if not summary.is_file():
+        return None
+    try:
+        channels = json.loads(summary.read_text()).get("channels", [])
+    except (OSError, ValueError):
+        return None
+    return next((c["name"] for c in channels if c.get("role") == "strain"), None)
+
+
 def select_channels(
     source,
     config: SelectConfig | dict | str | Path | None = None,
@@ -358,7 +372,8 @@ def select_channels(
     output : path, optional
         Output directory (triggers cache, tables, flags, plots); None: nothing written.
     channels, strain_channel : optional
-        Override the config's channel list and strain channel.
+        Override the config's channel list and strain channel (a full name or a glob matching
+        one channel; without one, a simulation output's own strain channel).
     progress : callable, optional
         ``progress(channel, cached)`` after each channel's triggers.
     on_channels : callable, optional
@@ -378,6 +393,11 @@ def select_channels(
     config = load_config(config, overrides)
     frames = resolve_frames(source)
     available = list(list_channels(frames))
+    if not config.strain_channel:
+        # a gwtwin simulate output says which of its channels is strain
+        strain = _simulated_strain(source)
+        if strain:
+            config = config.model_copy(update={"strain_channel": strain})
     if not config.strain_channel:
         raise ConfigError(
             "scan.strain_channel is not set: name the strain channel of the frames (a full "

@@ -80,16 +80,35 @@ def _qtransform_options(config: SelectConfig, rule) -> dict:
     return opts
 
 
+def channel_rates(source, channels: Sequence[str]) -> dict[str, float]:
+    """Native sample rate (Hz) of each channel, from one second of the first frame file."""
+    from gwtwin.data import find_frames, read
+
+    first = find_frames(source)[0]
+    t0 = first.start_ns / 1e9
+    return {c: read(first.path, [c], t0, t0 + 1).block.sample_rate for c in channels}
+
+
 def channel_jobs(
-    source, channels: Sequence[str], config: SelectConfig, strain: str | None = None
+    source,
+    channels: Sequence[str],
+    config: SelectConfig,
+    strain: str | None = None,
+    rates: dict[str, float] | None = None,
 ) -> list[ChannelJob]:
-    """The job description of every channel (the strain channel gets the strain band)."""
+    """The job description of every channel (the strain channel gets the strain band).
+
+    ``rates``: native sample rates (Hz) for the rules with a ``max_rate``; read from the frames
+    when the config has such rules and they are not given."""
     from gwtwin.signal.scan import resolve_frames
 
     frames = str(Path(resolve_frames(source)).resolve())
+    if rates is None and any(r.max_rate is not None for r in config.channel_triggers):
+        rates = channel_rates(frames, channels)
+    rates = rates or {}
     jobs = []
     for name in channels:
-        rule = config.rule_for(name)
+        rule = config.rule_for(name, rates.get(name))
         method = rule.method if rule is not None else "auto"
         opts = _qtransform_options(config, rule)
         if name == strain and config.strain_band is not None:
