@@ -18,6 +18,7 @@ from gwtwin.errors import GwtwinError
 COMMANDS = (
     "simulate",
     "triggers",
+    "glitches",
     "scan",
     "dataset",
     "train",

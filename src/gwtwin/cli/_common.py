@@ -13,6 +13,17 @@ def add_quiet(parser: argparse.ArgumentParser, help: str = "no progress bar") ->
     parser.add_argument("--quiet", action="store_true", help=help)
 
 
+def add_dq_bits(parser: argparse.ArgumentParser) -> None:
+    """``--dq-bits``: the GWOSC data-quality bits the analysed time must pass."""
+    parser.add_argument(
+        "--dq-bits",
+        nargs="*",
+        metavar="BIT",
+        help="GWOSC DQ bits the analysed time must pass, e.g. DATA CBC_CAT1 (default: DATA when "
+        "the files carry a GWOSC DQ mask; the flag with no names analyses all time)",
+    )
+
+
 def workdir_tracking_uri(workdir: str) -> str:
     """The tracking URI of the embedded MLflow of a ``gwtwin train`` work directory."""
     if not (Path(workdir) / "mlflow.db").is_file():

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from gwtwin.cli._common import add_quiet
+from gwtwin.cli._common import add_dq_bits, add_quiet
 
 
 def add_parser(subparsers) -> None:
@@ -28,6 +28,7 @@ def add_parser(subparsers) -> None:
     trg.add_argument("--segment-duration", type=float, default=64.0, help="analysis window, s")
     trg.add_argument("--fduration", type=float, default=2.0, help="whitening filter length, s")
     trg.add_argument("--no-whiten", action="store_true", help="data are already whitened")
+    add_dq_bits(trg)
     add_quiet(trg)
     trg.set_defaults(func=run)
 
@@ -36,15 +37,14 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from gwtwin.data import list_channels
     from gwtwin.progress import progress_bar
-    from gwtwin.signal.scan import resolve_frames, triggers_from_frames
+    from gwtwin.signal.scan import default_channels, triggers_from_frames
     from gwtwin.signal.triggers import write_triggers
 
     console = Console()
     channels = args.channels
-    if channels is None:
-        channels = [c for c in list_channels(resolve_frames(args.source)) if "TRUTH_" not in c]
+    if channels is None:  # all but the simulator's truth and GWOSC's bitmask channels
+        channels = default_channels(args.source)
     kwargs = {
         "snr_threshold": args.snr_threshold,
         "cluster_window": args.cluster_window,
@@ -65,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
             channels,
             args.start,
             args.end,
+            dq_bits=args.dq_bits,
             progress=lambda what: bar.update(task, advance=1, description=what),
             **kwargs,
         )

@@ -6,6 +6,8 @@ report of a partial run shows what has been done. The run directory layout (``gw
 
 - ``simulation/`` (``summary.json``, ``catalogue.csv``), ``quicklook.png``: the scenario;
 - ``triggers.h5``: Q-tile triggers per channel (``gwtwin triggers``);
+- ``glitches/`` (or the directory itself): strain glitches and their flag from strain alone
+  (``gwtwin glitches``, real data without witnesses);
 - ``scan/``: channel selection (``channels.csv``, ``rounds.json``, ``plots/``, flags);
 - ``train/``: training (``result.json``, the MLflow store, TensorBoard events);
 - ``clean/``: cleaning and veto (``clean.json``, ``metadata.csv``, flags, glitch images);
@@ -23,6 +25,7 @@ import numpy as np
 
 from gwtwin.errors import GwtwinError
 from gwtwin.report.cleaning import cleaning_section, evaluation_section
+from gwtwin.report.glitches import glitches_section
 from gwtwin.report.html import Report
 
 SectionBuilder = Callable[[Report, Path], bool]
@@ -242,6 +245,7 @@ def _training(report: Report, run: Path) -> bool:
 SECTIONS: list[SectionBuilder] = [
     _scenario,
     _triggers,
+    glitches_section,
     _selection,
     _training,
     evaluation_section,
@@ -258,7 +262,8 @@ def build_report(run_dir: str | os.PathLike, output: str | os.PathLike | None = 
     found = [builder(report, run) for builder in SECTIONS]
     if not any(found):
         raise GwtwinError(
-            f"nothing to report in {run}: expected simulation/summary.json or triggers.h5 "
+            f"nothing to report in {run}: expected simulation/summary.json, triggers.h5 or "
+            "glitches.json "
             "(run the pipeline first)"
         )
     index = report.write()
