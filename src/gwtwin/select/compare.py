@@ -13,13 +13,15 @@ from __future__ import annotations
 import numpy as np
 
 from gwtwin.data import segments as sg
+from gwtwin.data._quiet import quiet_gwpy
 from gwtwin.errors import GwtwinError
 
 __all__ = ["hveto_rounds"]
 
 
 def _table(rows: np.ndarray, channel: str):
-    from gwpy.table import EventTable
+    with quiet_gwpy():  # gwpy restyles matplotlib on first import
+        from gwpy.table import EventTable
 
     out = EventTable(
         {
@@ -49,10 +51,11 @@ def hveto_rounds(
     first, as hveto reads only triggers inside its analysis segments.
     """
     try:
-        from hveto import core
+        with quiet_gwpy():  # hveto.core imports gwpy, which restyles matplotlib on first import
+            from gwpy.segments import Segment, SegmentList
+            from hveto import core
     except ImportError as exc:  # pragma: no cover - hveto is a test dependency
         raise GwtwinError("hveto_rounds needs the hveto package (pip install hveto)") from exc
-    from gwpy.segments import Segment, SegmentList
 
     live = sg.coalesce(live)
     segments = SegmentList(Segment(float(a), float(b)) for a, b in live)

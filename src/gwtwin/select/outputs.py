@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from gwtwin.data import segments as sg
+from gwtwin.data._quiet import quiet_gwpy
 from gwtwin.data.channels import flag_name
 
 __all__ = ["round_flag_name", "veto_flags", "write_outputs"]
@@ -84,7 +85,8 @@ def round_flag_name(strain_channel: str, n: int) -> str:
 
 def veto_flags(selection):
     """A gwpy ``DataQualityDict`` with one flag per round."""
-    from gwpy.segments import DataQualityDict, DataQualityFlag
+    with quiet_gwpy():  # gwpy restyles matplotlib on first import
+        from gwpy.segments import DataQualityDict, DataQualityFlag
 
     flags = DataQualityDict()
     for r in selection.rounds.rounds:

@@ -56,7 +56,10 @@ class QImage:
 
     def to_spectrogram(self, index: int = 0):
         """The image of one batch element as a :class:`gwpy.spectrogram.Spectrogram`."""
-        from gwpy.spectrogram import Spectrogram
+        from gwtwin.data._quiet import quiet_gwpy
+
+        with quiet_gwpy():  # gwpy restyles matplotlib on first import
+            from gwpy.spectrogram import Spectrogram
 
         data = self.energy.reshape(-1, *self.energy.shape[-2:])[index].cpu().numpy()
         name = self.channels[index] if self.channels else None

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from gwtwin.data import Block
+from gwtwin.data._quiet import quiet_gwpy
 from gwtwin.errors import GwtwinError
 
 AVERAGES = ("mean", "median")
@@ -420,7 +421,8 @@ class PSD:
 
         ``channel`` may be omitted for a single-channel PSD.  gwpy needs a uniform grid.
         """
-        from gwpy.frequencyseries import FrequencySeries
+        with quiet_gwpy():  # gwpy restyles matplotlib on first import
+            from gwpy.frequencyseries import FrequencySeries
 
         if channel is None:
             if len(self.channels) != 1:

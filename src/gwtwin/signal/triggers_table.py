@@ -71,7 +71,10 @@ class Triggers:
 
     def to_eventtable(self, channel: str):
         """One channel's table as a :class:`gwpy.table.EventTable` (``meta`` holds the segment)."""
-        from gwpy.table import EventTable
+        from gwtwin.data._quiet import quiet_gwpy
+
+        with quiet_gwpy():  # gwpy restyles matplotlib on first import
+            from gwpy.table import EventTable
 
         out = EventTable(self[channel])
         out.meta.update({"channel": channel, "segment": self.segment})
