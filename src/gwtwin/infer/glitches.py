@@ -329,15 +329,12 @@ def _write_images(snippets, output: Path, config, rate) -> list[dict]:
 
         writer = SummaryWriter(str(output / "tensorboard"))
     out = []
-    import matplotlib.pyplot as plt
-
     for k, (cat, _, row, w_raw, w_clean) in enumerate(chosen):
         fig = glitch_figure(w_raw, w_clean, rate, row, cat, config.veto)
         name = f"glitch-{row['gps']:.3f}.png"
         fig.savefig(folder / name, dpi=90)
         if writer is not None:
             writer.add_figure(f"glitches/{cat}", fig, global_step=k)
-        plt.close(fig)
         out.append({"file": f"images/{name}", "category": cat, **row})
     if writer is not None:
         writer.close()

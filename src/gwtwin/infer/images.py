@@ -20,10 +20,7 @@ def glitch_figure(w_raw, w_clean, rate: float, row: dict, category: str, veto):
 
     ``w_raw`` and ``w_clean`` are whitened strain centred on the glitch (equal lengths).
     """
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: no global figure state or backend
 
     from gwtwin.signal.qimage import qtransform_image
 
@@ -51,7 +48,8 @@ def glitch_figure(w_raw, w_clean, rate: float, row: dict, category: str, veto):
     freqs = np.asarray(image.frequencies)
     vmax = 25.0  # the usual Omicron / gwpy scale: loud glitches saturate and show their extent
     titles = ("raw", "predicted from witnesses (+ unit noise floor)", "cleaned")
-    fig, axes = plt.subplots(2, 3, figsize=(13, 6), constrained_layout=True)
+    fig = Figure(figsize=(13, 6), layout="constrained")
+    axes = fig.subplots(2, 3)
     t = (np.arange(series.shape[-1]) / rate) - duration / 2
     for c in range(3):
         ax = axes[0, c]

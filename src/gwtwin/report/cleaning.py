@@ -14,10 +14,7 @@ from gwtwin.report.html import Report
 def _accuracy_plot(path: Path, folder: Path) -> Path | None:
     import csv
 
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: no global figure state or backend
 
     with path.open() as f:
         rows = list(csv.DictReader(f))
@@ -25,7 +22,8 @@ def _accuracy_plot(path: Path, folder: Path) -> Path | None:
         return None
     thr = np.array([float(r["threshold"]) for r in rows])
     folder.mkdir(parents=True, exist_ok=True)
-    fig, ax = plt.subplots(figsize=(7, 3.6), constrained_layout=True)
+    fig = Figure(figsize=(7, 3.6), layout="constrained")
+    ax = fig.subplots()
     for key, label in (("veto_accuracy", "veto accuracy"), ("denoising_accuracy", "denoising")):
         values = np.array([float(r[key]) if r[key] not in ("", "nan") else np.nan for r in rows])
         ax.plot(thr, values, marker=".", label=label)
@@ -36,7 +34,6 @@ def _accuracy_plot(path: Path, folder: Path) -> Path | None:
     ax.set_title("Glitchflow accuracy curves from the per-glitch metadata")
     out = folder / "accuracy.png"
     fig.savefig(out, dpi=100)
-    plt.close(fig)
     return out
 
 

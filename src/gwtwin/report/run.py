@@ -112,13 +112,12 @@ def _triggers(report: Report, run: Path) -> bool:
 
 
 def _trigger_plot(table, channel: str, folder: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.colors import LogNorm
+    from matplotlib.figure import Figure  # no pyplot: no global figure state or backend
 
     folder.mkdir(parents=True, exist_ok=True)
-    fig, ax = plt.subplots(figsize=(8, 3.4), constrained_layout=True)
+    fig = Figure(figsize=(8, 3.4), layout="constrained")
+    ax = fig.subplots()
     if len(table):
         t0 = np.floor(table["time"].min())
         sc = ax.scatter(
@@ -127,7 +126,7 @@ def _trigger_plot(table, channel: str, folder: Path) -> Path:
             c=table["snr"],
             s=np.clip(table["snr"], 4, 40),
             cmap="viridis",
-            norm=matplotlib.colors.LogNorm(vmin=5, vmax=max(10, float(table["snr"].max()))),
+            norm=LogNorm(vmin=5, vmax=max(10, float(table["snr"].max()))),
         )
         fig.colorbar(sc, ax=ax, label="SNR")
         ax.set_xlabel(f"time since GPS {t0:.0f} [s]")
@@ -136,7 +135,6 @@ def _trigger_plot(table, channel: str, folder: Path) -> Path:
     ax.set_title(channel)
     out = folder / f"triggers-{channel.replace(':', '_')}.png"
     fig.savefig(out, dpi=110)
-    plt.close(fig)
     return out
 
 

@@ -21,15 +21,13 @@ def _status_colour(status: str) -> str:
 
 def plot_significance(selection, path: Path) -> Path:
     """First-round significance of every channel (bars), slide background (ticks), threshold."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: no global figure state or backend
 
     rows = sorted(selection.rows, key=lambda r: r["first_significance"])
     names = [r["channel"] for r in rows]
     height = max(3.0, 0.25 * len(rows) + 1.2)
-    fig, ax = plt.subplots(figsize=(8, height))
+    fig = Figure(figsize=(8, height))
+    ax = fig.subplots()
     y = np.arange(len(rows))
     sig = np.array([max(r["first_significance"], 1e-2) for r in rows])
     ax.barh(y, sig, color=[_status_colour(r["status"]) for r in rows])
@@ -43,23 +41,20 @@ def plot_significance(selection, path: Path) -> Path:
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
     return path
 
 
 def plot_delays(selection, path: Path, max_channels: int = 12) -> Path:
     """Witness-to-strain delay histograms of the channels with most coincidences."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: no global figure state or backend
 
     rows = [r for r in selection.rows if selection.scores[r["channel"]].delays.size]
     rows = rows[:max_channels]
     n = max(len(rows), 1)
     ncol = min(3, n)
     nrow = int(np.ceil(n / ncol))
-    fig, axes = plt.subplots(nrow, ncol, figsize=(4 * ncol, 2.6 * nrow), squeeze=False)
+    fig = Figure(figsize=(4 * ncol, 2.6 * nrow))
+    axes = fig.subplots(nrow, ncol, squeeze=False)
     bins = selection.config.coincidence.delay_bins
     for ax, row in zip(axes.flat, rows, strict=False):
         sc = selection.scores[row["channel"]]
@@ -78,18 +73,15 @@ def plot_delays(selection, path: Path, max_channels: int = 12) -> Path:
         axes.flat[0].text(0.5, 0.5, "no coincidences", ha="center", va="center")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
     return path
 
 
 def plot_efficiency_deadtime(selection, path: Path) -> Path:
     """Cumulative efficiency vs cumulative deadtime per round, with eff/dead = 1, 5, 10, 20."""
-    import matplotlib
+    from matplotlib.figure import Figure  # no pyplot: no global figure state or backend
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 5))
+    fig = Figure(figsize=(6, 5))
+    ax = fig.subplots()
     lo, hi = 1e-3, 100.0
     grid = np.logspace(np.log10(lo), np.log10(hi), 50)
     for ratio in (1, 5, 10, 20):
@@ -118,7 +110,6 @@ def plot_efficiency_deadtime(selection, path: Path) -> Path:
     ax.set_title("Efficiency vs deadtime (guides: eff/dead = 1, 5, 10, 20)", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
     return path
 
 

@@ -71,10 +71,7 @@ def quicklook(output: str | Path, png: str | Path, config=None) -> Path:
     """Draw example glitches of each family from a simulation directory into ``png``."""
     import json
 
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: no global figure state or backend
 
     from gwtwin.data import read
     from gwtwin.simulate.config import load_config
@@ -84,7 +81,8 @@ def quicklook(output: str | Path, png: str | Path, config=None) -> Path:
     table = read_catalogue(output / "catalogue.h5")
     strain_channel = config.channel(config.strain.channel)
     families = [f for f in FAMILY_TITLES if _pick(table, f) is not None]
-    fig, axes = plt.subplots(len(families), 2, figsize=(13, 3.2 * len(families)), squeeze=False)
+    fig = Figure(figsize=(13, 3.2 * len(families)))
+    axes = fig.subplots(len(families), 2, squeeze=False)
     for row, family in enumerate(families):
         event = _pick(table, family)
         peak = float(event["gps_peak"])
@@ -195,5 +193,4 @@ def quicklook(output: str | Path, png: str | Path, config=None) -> Path:
     png = Path(png)
     png.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(png, dpi=90)
-    plt.close(fig)
     return png

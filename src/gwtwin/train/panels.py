@@ -19,14 +19,10 @@ import torch
 
 
 def _figure(rows, times, freqs, titles, vmax):
-    import matplotlib
+    from matplotlib.figure import Figure  # no pyplot: no global figure state or backend
 
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(
-        len(rows), 3, figsize=(11, 2.6 * len(rows)), squeeze=False, constrained_layout=True
-    )
+    fig = Figure(figsize=(11, 2.6 * len(rows)), layout="constrained")
+    axes = fig.subplots(len(rows), 3, squeeze=False)
     for r, (images, label) in enumerate(rows):
         for c, img in enumerate(images):
             ax = axes[r, c]
@@ -158,6 +154,3 @@ class PanelCallback(L.Callback):
             net.train(was_training)
         for lg in loggers:
             lg.experiment.add_figure("validation/qspectrograms", fig, trainer.current_epoch)
-        import matplotlib.pyplot as plt
-
-        plt.close(fig)
