@@ -52,6 +52,7 @@ from gwtwin.data.frames import write_frames
 from gwtwin.data.segments import merge_spans
 from gwtwin.errors import ConfigError, GwtwinError
 from gwtwin.infer.predict import BINS_PER_SECOND, NS, GridPredictor
+from gwtwin.signal._threads import torch_threads
 
 CLEAN_FILE = "clean.json"
 
@@ -239,6 +240,7 @@ def _load_model(config: CleanConfig, model, tracking_uri):
     return TwinModel.load(uri, tracking_uri=tracking), {"uri": uri, "tracking_uri": tracking}
 
 
+@torch_threads()  # the caller's thread count comes back, whatever config.torch_threads sets
 def clean_frames(
     source,
     output,

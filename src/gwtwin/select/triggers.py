@@ -21,6 +21,7 @@ import numpy as np
 
 from gwtwin.errors import GwtwinError
 from gwtwin.select.config import SelectConfig
+from gwtwin.signal._threads import torch_threads
 
 __all__ = ["ChannelJob", "channel_jobs", "channel_triggers", "compute_triggers"]
 
@@ -127,19 +128,19 @@ def channel_jobs(
     return jobs
 
 
+# one channel per job, one thread per job: the pool supplies the parallelism.  With workers=1
+# (or Dask threads) the job runs in the caller's process, whose thread count is then restored.
+@torch_threads(1)
 def channel_triggers(job: ChannelJob):
     """Triggers of one channel (a :class:`gwtwin.signal.Triggers` with one table).
 
     ``params`` holds ``method`` (the one used), ``segments`` (analysed GPS ``[start, end]``
     pieces), ``gaps`` and ``job`` (the JSON job description, the cache key).
     """
-    import torch
-
     from gwtwin.data import read
     from gwtwin.select.fringe import fringe_triggers, length_scale
     from gwtwin.signal.triggers import TRIGGER_DTYPE, Triggers, find_triggers
 
-    torch.set_num_threads(1)  # one channel per process; the pool supplies the parallelism
     name = job["channel"]
     data = read(job["source"], [name], job["start"], job["end"])
     if data.nonfinite:

@@ -376,7 +376,7 @@ _WORKER: Simulator | None = None
 def _init_worker(sim: Simulator) -> None:
     global _WORKER
     _WORKER = sim
-    torch.set_num_threads(1)
+    torch.set_num_threads(1)  # a pool initializer: runs in the worker processes only
 
 
 def _worker_frame(args: tuple[str, int]) -> tuple[Path, Path, set[str]]:

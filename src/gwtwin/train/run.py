@@ -29,6 +29,7 @@ from gwtwin.dataset import read_attrs
 from gwtwin.errors import GwtwinError
 from gwtwin.models import TwinModel, model_config
 from gwtwin.models.twin import ModelSpecMismatchError
+from gwtwin.signal._threads import torch_threads
 from gwtwin.signal.conditioning import ConditioningSpec
 from gwtwin.train import tracking
 from gwtwin.train.config import TrainConfig, load_train_config
@@ -68,6 +69,7 @@ class TrainResult:
         return out
 
 
+@torch_threads()  # the caller's thread count comes back, whatever cfg.torch_threads sets
 def train(
     dataset: str | Path,
     workdir: str | Path,
