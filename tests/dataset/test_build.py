@@ -268,7 +268,7 @@ def test_model_rate_not_a_power_of_two_ratio(sim, selected, tmp_path):
 
 
 def test_config_errors(tmp_path):
-    with pytest.raises(ConfigError, match=r"unknown key 'windw_duration'"):
+    with pytest.raises(ConfigError, match=r"windw_duration: unknown key \(allowed here: "):
         load_dataset_config({"windw_duration": 8})
     with pytest.raises(ConfigError, match=r"target_duration .* must not exceed"):
         load_dataset_config({"target_duration": 16})
@@ -284,6 +284,9 @@ def test_default_config_file_is_the_defaults():
 
     path = Path(__file__).resolve().parents[2] / "configs" / "dataset-default.yaml"
     assert load_dataset_config(path) == DatasetConfig()
+    # a run config serves too: its dataset: section
+    run = Path(__file__).resolve().parents[2] / "configs" / "run-tiny.yaml"
+    assert load_dataset_config(run).valid_fraction == 0.25
 
 
 # -- the command ---------------------------------------------------------------------------------

@@ -232,12 +232,19 @@ def test_predict_refuses_bad_witness_data(trained):
 
 
 def test_train_config_errors(ts_dataset, qimage_dataset, tmp_path):
-    with pytest.raises(ConfigError, match=r"optimizer.lrr: unknown key \(allowed here: lr, "):
+    with pytest.raises(
+        ConfigError, match=r"optimizer.lrr: unknown key \(allowed here: betas, lr, weight_decay"
+    ):
         load_train_config({"optimizer": {"lrr": 1}})
     with pytest.raises(ConfigError, match="batch_size: Input should be greater than or equal"):
         load_train_config({"batch_size": 0})
     with pytest.raises(ConfigError, match="does not exist"):
         load_train_config(tmp_path / "missing.yaml")
+    # a run config serves too: its train: section
+    run = tmp_path / "run.yaml"
+    run.write_text("dataset: {stride: 2.0}\ntrain: {max_epochs: 3, optimizer: {lr: 0.01}}\n")
+    cfg = load_train_config(run, {"optimizer": {"weight_decay": 0.5}})
+    assert cfg.max_epochs == 3 and cfg.optimizer.lr == 0.01 and cfg.optimizer.weight_decay == 0.5
     with pytest.raises(
         ConfigError,
         match="model 'witness_td' trains on 'timeseries' datasets but .* holds 'qimage' windows",

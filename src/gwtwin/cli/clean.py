@@ -15,8 +15,9 @@ def add_parser(subparsers) -> None:
         help="clean strain frames with a registered twin model; flags and glitch metadata",
         description="Read strain and the model's witnesses from frames, predict the witnessed "
         "noise on the global window grid, subtract it and write cleaned strain frames (same "
-        "channel + suffix) with the predicted noise; then Q-tile triggers of raw and cleaned "
-        "strain, per-glitch metadata, the GWTWIN_* flags (XML, HDF5, JSON), accuracy curves and "
+        "channel + suffix) with the predicted noise (<STRAIN>_PREDICTION); then Q-tile "
+        "triggers of raw and cleaned strain, per-glitch metadata, the <IFO>:GWTWIN-* flags "
+        "(XML, HDF5, JSON), accuracy curves and "
         "glitch images.",
     )
     cln.add_argument("source", help="frame directory (strain + witness channels)")
@@ -28,7 +29,7 @@ def add_parser(subparsers) -> None:
     cln.add_argument("--end", type=float, help="GPS end (default: last frame)")
     cln.add_argument("--chunk-duration", type=int, help="seconds cleaned at once (default 256)")
     cln.add_argument("--format", choices=["gwf", "hdf5"], help="output frame format")
-    cln.add_argument("--suffix", help="cleaned channel suffix (default _GWTWIN)")
+    cln.add_argument("--suffix", help="cleaned channel suffix (default _CLEANED)")
     cln.add_argument("--config", "-c", help="clean YAML (or a run YAML with a clean: section)")
     add_quiet(cln)
     cln.set_defaults(func=run)

@@ -7,9 +7,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from gwtwin.errors import ConfigError, GwtwinError
+from gwtwin.errors import GwtwinError
 
 SELECTED_FORMAT = "gwtwin-selected-channels/1"
 
@@ -108,47 +108,17 @@ class DatasetConfig(_Model):
         return self.target_duration if self.stride is None else self.stride
 
 
-def _error(exc: ValidationError, where: str) -> ConfigError:
-    lines = []
-    for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        if err["type"] == "extra_forbidden":
-            lines.append(f"unknown key {loc!r}")
-        else:
-            lines.append(f"{loc}: {err['msg']} (found {err.get('input')!r})")
-    allowed = ", ".join(DatasetConfig.model_fields)
-    return ConfigError(
-        f"invalid dataset config {where}: " + "; ".join(lines) + f". Keys: {allowed}"
-    )
-
-
 def load_dataset_config(
     source: str | Path | Mapping | DatasetConfig | None = None, **overrides
 ) -> DatasetConfig:
-    """A :class:`DatasetConfig` from a YAML file, a mapping, or defaults, with overrides."""
-    if isinstance(source, DatasetConfig):
-        data = source.model_dump()
-        where = "(given)"
-    elif source is None:
-        data, where = {}, "(defaults)"
-    elif isinstance(source, Mapping):
-        data, where = dict(source), "(mapping)"
-    else:
-        import yaml
+    """A :class:`DatasetConfig` from a YAML file (the whole file, or its ``dataset:`` section of
+    a run config), a mapping, or defaults, with overrides (``None`` values ignored); errors name
+    the key and the value."""
+    from gwtwin.configio import load_section
 
-        path = Path(source)
-        if not path.is_file():
-            raise ConfigError(f"dataset config file {path} does not exist")
-        data = yaml.safe_load(path.read_text()) or {}
-        where = str(path)
-        if not isinstance(data, Mapping):
-            raise ConfigError(f"{path} must hold a mapping of keys, found {type(data).__name__}")
-        data = dict(data)
-    data.update({k: v for k, v in overrides.items() if v is not None})
-    try:
-        return DatasetConfig.model_validate(data)
-    except ValidationError as exc:
-        raise _error(exc, where) from None
+    if isinstance(source, Mapping):
+        source = dict(source)
+    return load_section(DatasetConfig, "dataset", source, overrides)
 
 
 def read_selected(

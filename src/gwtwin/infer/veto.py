@@ -16,8 +16,8 @@ For every strain glitch (a trigger of the raw strain with SNR >= ``snr_threshold
 - ``witness``: the channel explaining it, when the caller attributes one.
 
 Flags (``known`` = the analysed span; each glitch marks ``[tstart - pad, tend + pad]``):
-``GWTWIN_WITNESSED``, ``GWTWIN_CLEANING_FAILED`` (witnessed, not cleaned) and
-``GWTWIN_UNWITNESSED``.
+``<IFO>:GWTWIN-WITNESSED:1``, ``<IFO>:GWTWIN-CLEANING_FAILED:1`` (witnessed, not cleaned) and
+``<IFO>:GWTWIN-UNWITNESSED:1``.
 """
 
 from __future__ import annotations

@@ -11,9 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
-
-from gwtwin.errors import ConfigError
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class _Model(BaseModel):
@@ -155,53 +153,15 @@ class TrainConfig(_Model):
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
 
 
-def _error(exc: ValidationError, where: str) -> ConfigError:
-    lines = []
-    for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        if err["type"] == "extra_forbidden":
-            parent = TrainConfig
-            for part in err["loc"][:-1]:
-                field = parent.model_fields.get(str(part))
-                parent = getattr(field, "annotation", None) if field else None
-                if not (isinstance(parent, type) and issubclass(parent, BaseModel)):
-                    parent = None
-                    break
-            allowed = f" (allowed here: {', '.join(parent.model_fields)})" if parent else ""
-            lines.append(f"{loc}: unknown key{allowed}")
-        else:
-            lines.append(f"{loc}: {err['msg']} (found {err.get('input')!r})")
-    return ConfigError(f"bad training config {where}: " + "; ".join(lines))
-
-
 def load_train_config(
     source: str | Path | Mapping[str, Any] | TrainConfig | None = None,
     overrides: Mapping[str, Any] | None = None,
 ) -> TrainConfig:
-    """A :class:`TrainConfig` from a YAML file, a mapping, or defaults, with ``overrides``
-    (top-level keys) applied."""
-    if isinstance(source, TrainConfig):
-        data: dict[str, Any] = source.model_dump()
-        where = "(object)"
-    elif source is None:
-        data, where = {}, "(defaults)"
-    elif isinstance(source, Mapping):
-        data, where = dict(source), "(mapping)"
-    else:
-        path = Path(source)
-        if not path.is_file():
-            raise ConfigError(f"training config {path} does not exist")
-        try:
-            loaded = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"training config {path} is not valid YAML: {exc}") from None
-        if not isinstance(loaded, Mapping):
-            raise ConfigError(
-                f"training config {path} must hold a mapping of keys, found {type(loaded).__name__}"
-            )
-        data, where = dict(loaded), str(path)
-    data.update(overrides or {})
-    try:
-        return TrainConfig.model_validate(data)
-    except ValidationError as exc:
-        raise _error(exc, where) from None
+    """A :class:`TrainConfig` from a YAML file (the whole file, or its ``train:`` section of a
+    run config), a mapping, or defaults, with ``overrides`` merged on top (nested mappings merge,
+    ``None`` values are ignored); errors name the key and the value."""
+    from gwtwin.configio import load_section
+
+    if isinstance(source, Mapping):
+        source = dict(source)
+    return load_section(TrainConfig, "train", source, dict(overrides or {}), "training")
