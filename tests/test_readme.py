@@ -1,7 +1,7 @@
 """The README's examples are tests (issue 14, item 5), so the README cannot drift from the code.
 
 Every fenced block of README.md tagged ``bash`` or ``python`` runs, in README order, in one
-temporary working directory that holds a copy of ``configs/`` (later blocks read what earlier
+temporary working directory that holds a copy of ``configs/`` and ``examples/`` (later blocks read what earlier
 ones wrote: ``sim/``, ``scan/``, ``run/`` ...), with the venv's ``bin`` first on ``PATH``:
 
 - a ``bash`` block runs as one script under ``bash -euo pipefail``, its commands as written
@@ -247,6 +247,7 @@ def test_readme_blocks_run_in_order(blocks, tmp_path):
     scripts = tmp_path / "scripts"
     scripts.mkdir()
     shutil.copytree(ROOT / "configs", workdir / "configs")
+    shutil.copytree(ROOT / "examples", workdir / "examples")
     times = []
     for block in (b for b in blocks if b.runnable):
         t0 = time.perf_counter()
