@@ -1,8 +1,9 @@
 """The README's examples are tests (issue 14, item 5), so the README cannot drift from the code.
 
 Every fenced block of README.md tagged ``bash`` or ``python`` runs, in README order, in one
-temporary working directory that holds a copy of ``configs/`` and ``examples/`` (later blocks read what earlier
-ones wrote: ``sim/``, ``scan/``, ``run/`` ...), with the venv's ``bin`` first on ``PATH``:
+temporary working directory that holds a copy of ``configs/`` and ``examples/`` (later blocks
+read what earlier ones wrote: ``sim/``, ``scan/``, ``run/`` ...), with the venv's ``bin`` first
+on ``PATH``:
 
 - a ``bash`` block runs as one script under ``bash -euo pipefail``, its commands as written
   (trailing ``# comments`` and ``\\`` continuations included), so any failing command fails it;
