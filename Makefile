@@ -35,8 +35,10 @@ lint: install
 	$(BIN)/ruff format --check src tests benchmarks examples
 
 # the tests that fit the ~15 min budget on 2 cores; test-slow runs the multi-seed acceptance runs
+# two processes, one per core; each test file stays in one process (its module fixtures once)
+TEST_WORKERS ?= 2
 test: install lint
-	$(BIN)/python -m pytest -m "not slow"
+	$(BIN)/python -m pytest -m "not slow" -n $(TEST_WORKERS) --dist loadfile
 
 test-slow: install
 	$(BIN)/python -m pytest -m slow
