@@ -50,7 +50,7 @@ def ifo(channel: str) -> str:
     if not sep or not rest or not _IFO.match(prefix):
         raise GwtwinError(
             "expected a full channel name <IFO>:<NAME> (a detector prefix of a letter and a "
-            f"letter or digit) such as 'H1:GDS-CALIB_STRAIN', found {channel!r}"
+            f"letter or digit, a colon, the name), found {channel!r}"
         )
     return prefix
 

@@ -20,6 +20,7 @@ __all__ = [
     "efficiency_deadtime",
     "contains",
     "intersect",
+    "intersect_spans",
     "merge_spans",
     "subtract",
     "to_segmentlist",
@@ -57,6 +58,11 @@ def merge_spans(segs, tolerance: float = 1e-9) -> list[tuple[float, float]]:
     if tolerance > 0 and len(arr) > 1:
         arr = coalesce(arr + np.array([0.0, tolerance])) - np.array([0.0, tolerance])
     return [(float(lo), float(hi)) for lo, hi in arr]
+
+
+def intersect_spans(a, b) -> list[tuple[float, float]]:
+    """``a & b`` of two span lists in any order (overlaps allowed), as ``(start, end)`` tuples."""
+    return merge_spans(intersect(coalesce(a), coalesce(b)), tolerance=0.0)
 
 
 def total(segs) -> float:

@@ -13,11 +13,6 @@ from gwtwin.data.segments import efficiency_deadtime
 from gwtwin.evaluate.metrics import WITNESSED_FAMILIES
 
 
-def _intersect(a, b) -> list[tuple[float, float]]:
-    """``a & b`` of two span lists, as ``(start, end)`` tuples."""
-    return sg.merge_spans(sg.intersect(sg.coalesce(a), sg.coalesce(b)), tolerance=0.0)
-
-
 def flag_figures(clean: Path, table, config, read_flags, spans) -> dict:
     """Efficiency/deadtime of the clean step's flags, as hveto measures a veto.
 
@@ -61,9 +56,9 @@ def flag_figures(clean: Path, table, config, read_flags, spans) -> dict:
         flag = flag_by_name(flags, name)
         if flag is None:
             continue
-        known = _intersect([(float(a), float(b)) for a, b in flag.known], spans)
+        known = sg.intersect_spans([(float(a), float(b)) for a, b in flag.known], spans)
         known = np.asarray(known, np.float64).reshape(-1, 2)
-        active = _intersect([(float(a), float(b)) for a, b in flag.active], known.tolist())
+        active = sg.intersect_spans([(float(a), float(b)) for a, b in flag.active], known.tolist())
         active = np.asarray(active, np.float64).reshape(-1, 2)
         if not len(known):
             continue

@@ -46,10 +46,11 @@ from pathlib import Path
 
 import numpy as np
 
+from gwtwin.data import segments as sg
 from gwtwin.errors import GwtwinError
 from gwtwin.evaluate.config import EVALUATE_FILE, EvaluateConfig, load_evaluate_config
 from gwtwin.evaluate.datadriven import not_computable, truth_free
-from gwtwin.evaluate.flags import _intersect, flag_figures
+from gwtwin.evaluate.flags import flag_figures
 from gwtwin.evaluate.metrics import (
     WITNESSED_FAMILIES,
     injection_safety,
@@ -118,7 +119,7 @@ def evaluate_run(
     segments = [tuple(s) for s in info["segments"]]
     lo = config.start if config.start is not None else segments[0][0]
     hi = config.end if config.end is not None else segments[-1][1]
-    spans = _intersect(segments, [(lo, hi)])
+    spans = sg.intersect_spans(segments, [(lo, hi)])
     if not spans:
         raise GwtwinError(
             f"the evaluation span [{lo}, {hi}) does not overlap the cleaned segments {segments}"
@@ -230,7 +231,7 @@ def _against_truth(simulation: Path, clean: Path, output: Path, info, spans, con
             edge = whiten.edge_size / rate
             core = [(max(c, t0 + edge), min(d, g1 - edge))]
             quiet = quiet_segments(core[0], in_strain, config.quiet_pad)
-            quiet = _intersect([tuple(q) for q in quiet], applied)
+            quiet = sg.intersect_spans([tuple(q) for q in quiet], applied)
             f, pc, pr, n = welch_powers(
                 r, cl, t0, rate, fftlength=config.fftlength, segments=np.asarray(quiet)
             )

@@ -135,7 +135,7 @@ def _resolved(config: RunConfig) -> RunConfig:
     if not pattern:
         raise ConfigError(
             "source.strain_channel is required for kind 'frames': the strain channel's full name "
-            "(H1:GDS-CALIB_STRAIN) or a glob matching exactly one channel of the frames "
+            "(<IFO>:<NAME>) or a glob matching exactly one channel of the frames "
             "(*:GDS-CALIB_STRAIN*)"
         )
     channels = list(list_channels(resolve_frames(path)))
