@@ -1,0 +1,1 @@
+"""The online service: gwtwin stream."""
