@@ -385,6 +385,7 @@ def write_frame(
     *,
     format: str | None = None,
     compression: str | None = "gzip",
+    history: Mapping[str, str] | None = None,
 ) -> Path:
     """Write all channels of one or more Blocks into one frame file.
 
@@ -402,6 +403,10 @@ def write_frame(
     compression : str or None
         HDF5 dataset compression (gwpy's default ``"gzip"``; None is faster).  lalframe always
         compresses GWF vectors (DIFF_GZIP) and ignores this.
+    history : mapping of str -> str, optional
+        Provenance records (e.g. ``{"gwtwin-model": "gwtwin-witness-td v3"}``): FrHistory
+        entries of the GWF frame, attributes ``history:<name>`` of the HDF5 file
+        (:func:`frame_history` reads them back).
 
     Returns
     -------
@@ -434,10 +439,18 @@ def write_frame(
             )
     path.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "gwf":
-        gwf.write_gwf(path, blocks, span)
+        gwf.write_gwf(path, blocks, span, history=history)
     else:
-        hdf5.write_hdf5(path, blocks, compression=compression)
+        hdf5.write_hdf5(path, blocks, compression=compression, history=history)
     return path
+
+
+def frame_history(path: str | os.PathLike) -> dict[str, str]:
+    """The provenance records :func:`write_frame` stored with ``history`` (name -> comment)."""
+    path = Path(path)
+    if format_of(path) == "gwf":
+        return gwf.read_history(path)
+    return hdf5.read_history(path)
 
 
 def write_frames(

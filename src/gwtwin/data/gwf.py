@@ -268,8 +268,9 @@ def _detector_flags(channels: Sequence[str]) -> int:
     return flags
 
 
-def write_gwf(path: Path, blocks: Sequence[Block], span_ns: tuple[int, int]) -> None:
-    """Write all channels of ``blocks`` into one GWF frame covering ``span_ns`` (whole seconds)."""
+def write_gwf(path: Path, blocks: Sequence[Block], span_ns: tuple[int, int], history=None) -> None:
+    """Write all channels of ``blocks`` into one GWF frame covering ``span_ns`` (whole seconds),
+    with ``history`` (name -> comment) as FrHistory records."""
     import lal
     import lalframe
 
@@ -294,6 +295,8 @@ def write_gwf(path: Path, blocks: Sequence[Block], span_ns: tuple[int, int]) -> 
             )
             series.data.data[:] = row
             getattr(lalframe, f"FrameAdd{kind}TimeSeriesProcData")(frame, series)
+    for name, comment in (history or {}).items():
+        lalframe.FrameAddFrHistory(frame, str(name), str(comment))
     tmp = path.with_name(path.name + ".tmp")
     with quiet_lal():
         try:
@@ -304,3 +307,44 @@ def write_gwf(path: Path, blocks: Sequence[Block], span_ns: tuple[int, int]) -> 
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise OSError(f"lalframe could not write {path} ({status})")
+
+
+def read_history(path: Path) -> dict[str, str]:
+    """FrHistory records (name -> comment) of a GWF file.
+
+    lalframe writes FrHistory but offers no reader, so the records are parsed from the file
+    (frame format v8; FrHistory structures are never compressed).  A structure is an 8-byte
+    length, a 1-byte checksum type, a 1-byte class, a 4-byte instance, then for FrHistory:
+    ``STRING name``, ``INT_4U time``, ``STRING comment``, a 6-byte next pointer and a 4-byte
+    checksum; a STRING is a 2-byte length counting the NUL, then the bytes.  FrHistory's class
+    number is read from its FrSH dictionary record; a candidate whose fields do not add up to its
+    length is skipped.
+    """
+    import struct
+
+    data = Path(path).read_bytes()
+    at = data.find(b"\x0a\x00FrHistory\x00")  # FrSH: STRING "FrHistory", INT_2U class
+    if at < 0:
+        return {}
+    klass = struct.unpack_from("<H", data, at + 12)[0]
+    out: dict[str, str] = {}
+    pos = 9
+    while (pos := data.find(bytes([klass]), pos + 1)) > 0:
+        start = pos - 9
+        if start < 0 or data[pos - 1] > 1:
+            continue
+        length = struct.unpack_from("<Q", data, start)[0]
+        if not 30 < length < 65536 or start + length > len(data):
+            continue
+        try:
+            body = start + 14
+            n = struct.unpack_from("<H", data, body)[0]
+            name = data[body + 2 : body + 1 + n].decode()
+            body += 2 + n + 4
+            m = struct.unpack_from("<H", data, body)[0]
+            comment = data[body + 2 : body + 1 + m].decode()
+        except (struct.error, UnicodeDecodeError):
+            continue
+        if body + 2 + m + 10 == start + length and name:
+            out[name] = comment
+    return out

@@ -189,8 +189,11 @@ class Hdf5Reader:
         return [Piece(info.origin_ns, info.rate, i0, data, info.unit, cover)]
 
 
-def write_hdf5(path: Path, blocks: Sequence[Block], compression: str | None = "gzip") -> None:
-    """Write the channels of ``blocks`` through gwpy (one dataset per channel) plus exact starts."""
+def write_hdf5(
+    path: Path, blocks: Sequence[Block], compression: str | None = "gzip", history=None
+) -> None:
+    """Write the channels of ``blocks`` through gwpy (one dataset per channel) plus exact starts
+    and ``history`` (name -> comment) as file attributes ``history:<name>``."""
     import h5py
 
     with quiet_gwpy():  # gwpy restyles matplotlib on first import
@@ -206,7 +209,19 @@ def write_hdf5(path: Path, blocks: Sequence[Block], compression: str | None = "g
         tsd.write(tmp, format="hdf5", overwrite=True, compression=compression)
         with h5py.File(tmp, "a") as f:
             f.attrs[T0_ATTR] = json.dumps(exact)
+            for name, comment in (history or {}).items():
+                f.attrs[f"history:{name}"] = str(comment)
         os.replace(tmp, path)
     finally:
         with contextlib.suppress(OSError):
             tmp.unlink()
+
+
+def read_history(path: Path) -> dict[str, str]:
+    """The ``history:<name>`` attributes of an HDF5 frame file (name -> comment)."""
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        return {
+            k.split(":", 1)[1]: _text(v) for k, v in f.attrs.items() if k.startswith("history:")
+        }

@@ -147,7 +147,7 @@ class GridPredictor:
         """GPS seconds ``[lo, hi)`` of witness data to read for output ``[a, b)`` (whole s)."""
         return max(segment[0], a - self.context), min(segment[1], b + self.context)
 
-    def _predictable(self, k: int, segment_i: tuple[int, int], bad: list[tuple[int, int]]) -> bool:
+    def predictable(self, k: int, segment_i: tuple[int, int], bad: list[tuple[int, int]]) -> bool:
         lo = k * self.hop - self.margin - self.edge
         hi = (k + 1) * self.hop + self.margin + self.edge
         if lo < segment_i[0] or hi > segment_i[1]:
@@ -175,12 +175,42 @@ class GridPredictor:
                 f"chunk [{a}, {b}) must lie inside its data segment [{segment[0]}, {segment[1]})"
             )
         wa, wb = self.witness_span(a, b, segment)
+        rows, bad = self.finite_rows(witnesses, wa, wb, (a, b))
+        x = condition_witnesses(rows, self.model.spec)
+        seg_i = (segment[0] * self.rate, segment[1] * self.rate)
+        out_lo, out_hi = (a * self.rate - self.colour_edge, b * self.rate + self.colour_edge)
+        k_lo, k_hi = out_lo // self.hop, (out_hi - 1) // self.hop
+        ok = {k: self.predictable(k, seg_i, bad) for k in range(k_lo - 1, k_hi + 2)}
+        ks = [k for k in range(k_lo, k_hi + 1) if ok[k]]
+        x0 = wa * self.rate
+        windows = [
+            x[:, k * self.hop - self.margin - x0 : (k + 1) * self.hop + self.margin - x0]
+            for k in ks
+        ]
+        stacked = torch.stack(windows) if ks else None
+        pred = self.predict_blocks(stacked) if ks else None
+        p = self.assemble(ks, pred, ok, out_lo, out_hi)
+        energy, witness_energy = None, None
+        if self.attribute and ks:
+            witness_energy = self._attribution(ks, stacked, pred, ok, out_lo, out_hi)
+        core = p[self.colour_edge : -self.colour_edge]
+        energy = _bin_energy(core, self.bin)
+        if witness_energy is None and self.attribute:
+            witness_energy = np.zeros((len(self.model.spec.witnesses), energy.size))
+        whitened, strain = self.colour(p, a)
+        active = _active(ks, self.hop, self.rate, a, b)
+        return ChunkPrediction(strain, whitened, active, energy, witness_energy, len(ks))
+
+    def finite_rows(self, witnesses, wa: int, wb: int, chunk) -> tuple[list[Block], list]:
+        """The witness Blocks over ``[wa, wb)`` with NaN/inf samples set to 0, and the model-rate
+        sample intervals ``[(lo, hi)]`` those samples touch (the blocks they reach are not
+        predicted).  Each Block must cover exactly ``[wa, wb)``."""
         rows, bad = [], []
         for blk in witnesses:
             if blk.t0_ns != wa * NS or blk.end_ns != wb * NS:
                 raise GwtwinError(
                     f"witness {blk.channels[0]} covers GPS [{blk.span[0]}, {blk.span[1]}), "
-                    f"expected [{wa}, {wb}) for the chunk [{a}, {b})"
+                    f"expected [{wa}, {wb}) for the chunk [{chunk[0]}, {chunk[1]})"
                 )
             data = blk.data
             finite = torch.isfinite(data[0])
@@ -196,27 +226,13 @@ class GridPredictor:
                     )
                 data = torch.where(finite[None], data, torch.zeros_like(data))
             rows.append(Block(data, blk.t0_ns, blk.sample_rate, blk.channels, blk.units))
-        x = condition_witnesses(rows, self.model.spec)
-        seg_i = (segment[0] * self.rate, segment[1] * self.rate)
-        out_lo, out_hi = (a * self.rate - self.colour_edge, b * self.rate + self.colour_edge)
-        k_lo, k_hi = out_lo // self.hop, (out_hi - 1) // self.hop
-        ok = {k: self._predictable(k, seg_i, bad) for k in range(k_lo - 1, k_hi + 2)}
-        ks = [k for k in range(k_lo, k_hi + 1) if ok[k]]
-        x0 = wa * self.rate
-        windows = [
-            x[:, k * self.hop - self.margin - x0 : (k + 1) * self.hop + self.margin - x0]
-            for k in ks
-        ]
-        stacked = torch.stack(windows) if ks else None
-        pred = self._predict(stacked) if ks else None
-        p = self._assemble(ks, pred, ok, out_lo, out_hi)
-        energy, witness_energy = None, None
-        if self.attribute and ks:
-            witness_energy = self._attribution(ks, stacked, pred, ok, out_lo, out_hi)
-        core = p[self.colour_edge : -self.colour_edge]
-        energy = _bin_energy(core, self.bin)
-        if witness_energy is None and self.attribute:
-            witness_energy = np.zeros((len(self.model.spec.witnesses), energy.size))
+        return rows, bad
+
+    def colour(self, p: torch.Tensor, a: int) -> tuple[Block, Block]:
+        """The whitened prediction ``p`` over model-rate samples
+        ``[a rate - colour_edge, b rate + colour_edge)`` as (whitened Block over ``[a, b)`` at the
+        model rate, prediction in strain units over ``[a, b)`` at the strain rate)."""
+        core = p[self.colour_edge : p.numel() - self.colour_edge]
         name = prediction_channel(self.model.spec.strain_channel)
         whitened = Block(core[None].clone(), a * NS, float(self.rate), (name,), ("",))
         coloured = uncondition_strain(p.to(torch.float64), self.model.spec)
@@ -228,10 +244,9 @@ class GridPredictor:
             (name,),
             (self.model.spec.strain_unit,),
         )
-        active = _active(ks, self.hop, self.rate, a, b)
-        return ChunkPrediction(strain, whitened, active, energy, witness_energy, len(ks))
+        return whitened, strain
 
-    def _predict(self, windows: torch.Tensor) -> torch.Tensor:
+    def predict_blocks(self, windows: torch.Tensor) -> torch.Tensor:
         """Central parts of the predictions of stacked windows ``[n, features, window]``:
         ``[n, hop]``."""
         return self.model.predict_windows(windows, batch_size=self.batch_size)
@@ -263,12 +278,12 @@ class GridPredictor:
             if ablate.numel():
                 cut = stacked[ablate].clone()
                 cut[:, group] = 0
-                diff[ablate] = pred[ablate] - self._predict(cut)
-            d = self._assemble(ks, diff, ok, out_lo, out_hi)  # linear in the blocks: tapers too
+                diff[ablate] = pred[ablate] - self.predict_blocks(cut)
+            d = self.assemble(ks, diff, ok, out_lo, out_hi)  # linear in the blocks: tapers too
             parts.append(_bin_energy(d[edge:-edge], self.bin))
         return np.stack(parts)
 
-    def _assemble(self, ks, pred, ok, out_lo: int, out_hi: int) -> torch.Tensor:
+    def assemble(self, ks, pred, ok, out_lo: int, out_hi: int) -> torch.Tensor:
         """Whitened prediction over model-rate samples ``[out_lo, out_hi)`` from the blocks'
         central parts ``pred [len(ks), hop]``, tapered where a predictable run starts/ends."""
         p = torch.zeros(out_hi - out_lo, dtype=torch.float32)

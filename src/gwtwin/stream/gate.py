@@ -84,15 +84,13 @@ import base64
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from scipy.signal import welch
 from scipy.signal.windows import tukey
 
-from gwtwin.configio import validate_config
 from gwtwin.errors import ConfigError, GwtwinError
+from gwtwin.stream.config import GateConfig
 
 __all__ = [
     "GateConfig",
@@ -107,76 +105,6 @@ __all__ = [
 #: total fraction of an increment under the cosine ramps of the Tukey window of the glitch check
 INCREMENT_TUKEY_ALPHA = 0.1
 _STATE_VERSION = 1
-
-
-class _GateFields(BaseModel):
-    """The keys of :class:`GateConfig` and their checks (validated here without its __init__)."""
-
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
-
-    enabled: bool = True
-    #: s, sliding window of the ASD comparison (ends with the current increment)
-    window: float = Field(8.0, gt=0)
-    #: s, Welch segments (Hann, 50 % overlap)
-    fftlength: float = Field(1.0, gt=0)
-    #: Hz, [lo, hi) per band; None: octave bands over the band the model acts on
-    bands: list[tuple[float, float]] | None = None
-    max_asd_ratio: float = Field(1.05, gt=0)
-    resume_asd_ratio: float = Field(1.01, gt=0)
-    resume_after: int = Field(4, ge=1)
-    glitch_fraction: float = Field(0.1, gt=0)
-    max_glitch_ratio: float = Field(1.0, gt=0)
-    active_fraction: float = Field(1e-3, ge=0)
-    #: s, half-Hann ramp of the gain at the start of an increment where the state changes
-    taper: float = Field(0.1, ge=0)
-
-    @field_validator("fftlength")
-    @classmethod
-    def _fftlength_in_window(cls, value: float, info) -> float:
-        window = info.data.get("window")
-        if window is not None and value > window:
-            raise ValueError(
-                f"fftlength={value} s is longer than window={window} s (the window must hold "
-                "at least one Welch segment)"
-            )
-        return value
-
-    @field_validator("bands")
-    @classmethod
-    def _bands_ordered(cls, value):
-        if value is not None and not value:
-            raise ValueError("bands is empty: give at least one (lo, hi) band in Hz, or null")
-        for i, (lo, hi) in enumerate(value or ()):
-            if not 0 <= lo < hi:
-                raise ValueError(f"bands[{i}]=({lo}, {hi}) Hz: need 0 <= lo < hi")
-        return value
-
-    @field_validator("resume_asd_ratio")
-    @classmethod
-    def _resume_below_max(cls, value: float, info) -> float:
-        top = info.data.get("max_asd_ratio")
-        if top is not None and value > top:
-            raise ValueError(
-                f"resume_asd_ratio={value} is above max_asd_ratio={top}: re-enabling must need "
-                "a ratio at or below the one that disables"
-            )
-        return value
-
-
-class GateConfig(_GateFields):
-    """Thresholds of the safety gate (every key has a default; unknown keys are refused).
-
-    Constructing one with bad keys or values raises :class:`~gwtwin.errors.ConfigError` naming
-    the key, the value and what is allowed (nested in another config model, the same message
-    appears under that model's key). See the module docstring for what each threshold means.
-    """
-
-    def __init__(self, **data: Any) -> None:
-        try:
-            super().__init__(**data)
-        except ValidationError:
-            validate_config(_GateFields, data, "gate config")  # raises ConfigError naming keys
-            raise
 
 
 @dataclass
@@ -551,9 +479,14 @@ class SafetyGate:
             "fftlength": self.config.fftlength,
         }
 
-    def state_dict(self) -> dict:
-        """The gate's whole state, JSON-able (history as base64 little-endian float64)."""
-        return {
+    def state_dict(self, *, history: bool = True) -> dict:
+        """The gate's state, JSON-able (history as base64 little-endian float64).
+
+        ``history=False`` leaves the window's samples out (a few hundred bytes instead of
+        ``window * sample_rate * 16``): a service checkpointing every second restores the
+        decision state from it and re-derives the samples with :meth:`remember`.
+        """
+        state = {
             "version": _STATE_VERSION,
             **self._layout(),
             "enabled": self._enabled,
@@ -561,9 +494,26 @@ class SafetyGate:
             "trigger": self._trigger,
             "disabled_since": self._since,
             "next_gps": self._next_gps,
-            "raw": _encode(self._raw),
-            "prediction": _encode(self._pred),
         }
+        if history:
+            state.update(raw=_encode(self._raw), prediction=_encode(self._pred))
+        return state
+
+    def forget_history(self) -> None:
+        """Empty the window's history (as a gap does); the decision state is kept."""
+        self._raw, self._pred = np.zeros(0), np.zeros(0)
+
+    def remember(self, gps: float, raw, prediction) -> None:
+        """Put an increment into the window's history without deciding anything (re-deriving
+        the history after :meth:`load_state_dict` of a state saved without it)."""
+        raw = self._series(raw, "raw", float(gps))
+        pred = self._series(prediction, "prediction", float(gps))
+        if pred.size != raw.size:
+            raise GwtwinError(
+                f"raw has {raw.size} samples but prediction has {pred.size} at GPS {gps}"
+            )
+        self._raw = np.concatenate([self._raw, raw])[-self._nwindow :].copy()
+        self._pred = np.concatenate([self._pred, pred])[-self._nwindow :].copy()
 
     def load_state_dict(self, state: dict) -> None:
         """Restore :meth:`state_dict` output (JSON round trip included).
@@ -581,7 +531,8 @@ class SafetyGate:
                     f"gate state: {key}={state[key]!r} does not match this gate's {mine!r}"
                 )
         try:
-            raw, pred = _decode(state["raw"]), _decode(state["prediction"])
+            raw = _decode(state["raw"]) if "raw" in state else np.zeros(0)
+            pred = _decode(state["prediction"]) if "prediction" in state else np.zeros(0)
             enabled, streak = bool(state["enabled"]), int(state["streak"])
             trigger, since, nxt = str(state["trigger"]), state["disabled_since"], state["next_gps"]
         except (KeyError, TypeError, ValueError) as exc:
