@@ -25,6 +25,7 @@ COMMANDS = (
     "report",
     "models",
     "clean",
+    "stream",
     "evaluate",
     "config",
     "run",
