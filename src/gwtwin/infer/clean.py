@@ -111,6 +111,10 @@ class CleanConfig(_Model):
     chunk_duration: int = Field(256, ge=1)
     taper: float = Field(1.0, ge=0)
     batch_size: int = Field(16, ge=1)
+    #: arithmetic of the conditioning and the network (float64: the output does not depend on
+    #: the chunking, the batching or the thread count beyond float64 rounding, so offline and
+    #: online cleaning agree to ~1e-15; see GridPredictor)
+    precision: Literal["float64", "float32"] = "float64"
     attribute: bool = True
     attribution_threshold: float = Field(
         1.0,
@@ -292,6 +296,7 @@ def clean_frames(
         batch_size=config.batch_size,
         attribute=config.attribute,
         attribution_threshold=config.attribution_threshold,
+        precision=config.precision,
     )
     strain_channel = twin.spec.strain_channel
     if not config.suffix:

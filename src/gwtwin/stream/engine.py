@@ -20,10 +20,11 @@ neighbours (which decides the tapers); block ``k`` is known once the data reach
 ``(k + 1) hop + margin + edge``.  Second ``s`` is therefore emitted when the data reach at most
 ``s + 1 + context`` (``context`` = :attr:`GridPredictor.context_seconds`, 20 s for the default
 model), usually less, depending on where ``s`` falls in its block.  Within a segment the output
-equals offline cleaning of the same span to float rounding: every block's window is conditioned
-from data that reach at least ``edge`` beyond it on both sides, so its float32 window agrees
-with offline's to rounding, and colouring is a local filter (see
-:mod:`gwtwin.infer.predict`).
+equals offline cleaning of the same span to float64 rounding: every block's window is
+conditioned from data that reach at least ``edge`` beyond it on both sides, so it agrees with
+offline's to rounding, the network runs in float64 (whose kernels, unlike float32's, give the
+same result to rounding whatever the batch shape and thread count), and colouring is a local
+filter (see :mod:`gwtwin.infer.predict`).
 
 **Low-latency mode** (``lookahead=L`` seconds, ``0 <= L < context``): second ``s`` is emitted
 when the data reach ``s + 1 + L`` even if some blocks it needs are not known yet.  Those blocks
@@ -146,6 +147,9 @@ class StreamEngine:
         Half-Hann taper where a predictable run starts or ends, s (as offline cleaning).
     batch_size : int
         Windows per network call.
+    precision : {"float64", "float32"}
+        See :class:`~gwtwin.infer.predict.GridPredictor` (float64: equal to offline cleaning
+        to float64 rounding whatever the batching and threads).
     """
 
     def __init__(
@@ -155,9 +159,12 @@ class StreamEngine:
         lookahead: int | None = None,
         taper: float = 1.0,
         batch_size: int = 16,
+        precision: str = "float64",
     ):
         self.model = model
-        self.grid = GridPredictor(model, taper=taper, batch_size=batch_size, attribute=False)
+        self.grid = GridPredictor(
+            model, taper=taper, batch_size=batch_size, attribute=False, precision=precision
+        )
         g = self.grid
         self.rate, self.hop, self.margin, self.edge = g.rate, g.hop, g.margin, g.edge
         self.colour_edge = g.colour_edge
@@ -335,7 +342,7 @@ class StreamEngine:
             )
             for w in self.model.spec.witnesses
         ]
-        x = condition_witnesses(blocks, self.model.spec)
+        x = condition_witnesses(blocks, self.model.spec, dtype=self.grid.dtype)
         w0, w1 = k * self.hop - self.margin - a * self.rate, (k + 1) * self.hop + self.margin
         w1 -= a * self.rate
         if provisional and w1 > x.shape[-1]:

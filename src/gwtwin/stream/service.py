@@ -137,7 +137,13 @@ class StreamService:
     # -- parts --------------------------------------------------------------------------------
     def _engine(self, model) -> StreamEngine:
         c = self.config
-        return StreamEngine(model, lookahead=c.lookahead, taper=c.taper, batch_size=c.batch_size)
+        return StreamEngine(
+            model,
+            lookahead=c.lookahead,
+            taper=c.taper,
+            batch_size=c.batch_size,
+            precision=c.precision,
+        )
 
     def _gate(self, model) -> SafetyGate:
         return SafetyGate(self.config.gate, model.spec.strain_rate, model_band(model))
