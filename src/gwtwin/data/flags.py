@@ -11,6 +11,7 @@ so every file reads back with gwpy's own readers:
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -93,7 +94,13 @@ def write_flags(
     table = DataQualityDict({f.name: f for f in flags})
     for fmt, paths in planned.items():
         if fmt == "xml":
-            table.write(str(paths[0]), format="ligolw", overwrite=True)
+            # igwn_ligolw traps signals while writing, which only the main thread may do
+            trap = (
+                {}
+                if threading.current_thread() is threading.main_thread()
+                else {"trap_signals": None}
+            )
+            table.write(str(paths[0]), format="ligolw", overwrite=True, **trap)
         elif fmt == "h5":
             if paths[0].exists():
                 paths[0].unlink()

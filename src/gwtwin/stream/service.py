@@ -154,7 +154,12 @@ class StreamService:
 
     # -- the loop -----------------------------------------------------------------------------
     def run(self) -> dict:
-        """Run until ``config.end``, ``idle_timeout`` or ``stop``; returns the summary."""
+        """Run until ``config.end``, ``idle_timeout`` or ``stop``; returns the summary.
+
+        At ``end`` and after ``idle_timeout`` the open segment is closed there and every pending
+        second written (as offline cleaning ends a span); a ``stop`` leaves the seconds still
+        waiting for their look-ahead to a restart, which continues exactly (``state.json``).
+        """
         torch.set_num_threads(self.config.torch_threads)
         cursor = self._start()
         cfg = self.config
@@ -191,7 +196,7 @@ class StreamService:
                 self.sleep(cfg.poll)
                 continue
             cursor = self._handle(arrival)
-        return self._finish(cursor)
+        return self._finish(cursor, flush=not self.stop.is_set())
 
     def _start(self) -> int:
         """The first GPS second to read: a checkpoint's, ``config.start``, or the first file."""
@@ -447,8 +452,9 @@ class StreamService:
             }
         )
 
-    def _finish(self, cursor: int) -> dict:
-        self._close("stopped")
+    def _finish(self, cursor: int, *, flush: bool) -> dict:
+        if flush:
+            self._close("stopped")
         self.writer.flush()
         summary = {**self.counts, "cursor": cursor, "model": self.current.label()}
         self.writer.event("stop", **summary)
