@@ -143,6 +143,7 @@ class FrameWatcher:
                 age = time.time() - arrival.mtime
                 if age < self.wait:
                     return Arrival("idle", cursor, waited=waited, reason=arrival.reason)
+                self._reported.add(f.path)
                 return Arrival(
                     "corrupt",
                     cursor,
