@@ -40,6 +40,7 @@ import torch
 from gwtwin.data.channels import cleaned_channel
 from gwtwin.errors import GwtwinError
 from gwtwin.infer.predict import _runs
+from gwtwin.signal._threads import torch_threads
 from gwtwin.stream.config import StreamConfig
 from gwtwin.stream.engine import Increment, StreamEngine
 from gwtwin.stream.gate import SafetyGate
@@ -153,6 +154,7 @@ class StreamService:
         return {model.spec.strain_channel: model.spec.strain_rate, **model.sample_rates}
 
     # -- the loop -----------------------------------------------------------------------------
+    @torch_threads()  # the caller's thread count comes back after the run
     def run(self) -> dict:
         """Run until ``config.end``, ``idle_timeout`` or ``stop``; returns the summary.
 
