@@ -10,6 +10,8 @@ field is repeated here::
     train:       gwtwin.train.config.TrainConfig             (MLflow tracking: train.tracking)
     clean:       gwtwin.infer.clean.CleanConfig
     evaluate:    gwtwin.evaluate.config.EvaluateConfig       (truth metrics: simulator sources)
+    stream:      gwtwin.stream.config.StreamStepConfig       (the online service on the run's
+                 frames, replayed; off unless stream.enabled)
     report:      {enabled}
     parallelism: {workers, torch_threads, dask_scheduler}, copied onto the sections with such keys
 
@@ -43,6 +45,7 @@ from gwtwin.evaluate.config import EvaluateConfig
 from gwtwin.infer.clean import CleanConfig
 from gwtwin.select.config import SelectConfig
 from gwtwin.simulate.config import SimulationConfig
+from gwtwin.stream.config import StreamStepConfig
 from gwtwin.train.config import TrainConfig
 
 __all__ = [
@@ -122,6 +125,7 @@ class RunConfig(_Model):
     train: TrainConfig = Field(default_factory=TrainConfig)
     clean: CleanConfig = Field(default_factory=CleanConfig)
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
+    stream: StreamStepConfig = Field(default_factory=StreamStepConfig)
     report: ReportConfig = Field(default_factory=ReportConfig)
     parallelism: ParallelismConfig = Field(default_factory=ParallelismConfig)
 

@@ -11,7 +11,9 @@ report of a partial run shows what has been done. The run directory layout (``gw
 - ``scan/``: channel selection (``channels.csv``, ``rounds.json``, ``plots/``, flags);
 - ``train/``: training (``result.json``, the MLflow store, TensorBoard events);
 - ``clean/``: cleaning and veto (``clean.json``, ``metadata.csv``, flags, glitch images);
-- ``evaluate/``: the cleaning scored against truth (``evaluate.json``, plots).
+- ``evaluate/``: the cleaning scored against truth (``evaluate.json``, plots);
+- ``stream/`` (or a ``gwtwin stream`` output itself): the online service's status
+  (``stream.jsonl``).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from gwtwin.errors import GwtwinError
 from gwtwin.report.cleaning import cleaning_section, evaluation_section
 from gwtwin.report.glitches import glitches_section
 from gwtwin.report.html import Report
+from gwtwin.report.stream import stream_section
 
 SectionBuilder = Callable[[Report, Path], bool]
 
@@ -248,6 +251,7 @@ SECTIONS: list[SectionBuilder] = [
     _training,
     evaluation_section,
     cleaning_section,
+    stream_section,
 ]
 
 

@@ -76,6 +76,15 @@ def build_pipeline(
             config={**source, "evaluate": config.section("evaluate", for_hash=True)},
         )
     )
+    steps.append(
+        Step(
+            "stream",
+            fn.stream,
+            ("stream/summary.json",),
+            (*frames_in, "clean", *(("train/result.json",) if config.stream.model is None else ())),
+            config={**source, "stream": config.section("stream", for_hash=True)},
+        )
+    )
     # the report reads whatever the other steps left: those files are its inputs
     present = tuple(p for p in REPORT_SOURCES if (run_dir / p).exists())
     steps.append(
@@ -95,6 +104,8 @@ def default_steps(config: RunConfig) -> list[str]:
     names = [s for s in STEPS if config.source.kind == "simulator" or s not in SIMULATOR_ONLY]
     if not config.report.enabled:
         names.remove("report")
+    if not config.stream.enabled:
+        names.remove("stream")
     return names
 
 

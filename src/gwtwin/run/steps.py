@@ -19,9 +19,17 @@ if TYPE_CHECKING:  # gwtwin.config imports every step's config (torch, lightning
 
 
 #: every step, in run order
-STEPS = ("simulate", "scan", "dataset", "train", "clean", "evaluate", "report")
+STEPS = ("simulate", "scan", "dataset", "train", "clean", "evaluate", "stream", "report")
 #: what the report reads (when present): its inputs, so it is rewritten when one changes
-REPORT_SOURCES = ("simulation", "quicklook.png", "scan", "train/result.json", "clean", "evaluate")
+REPORT_SOURCES = (
+    "simulation",
+    "quicklook.png",
+    "scan",
+    "train/result.json",
+    "clean",
+    "evaluate",
+    "stream/summary.json",
+)
 SIMULATOR_ONLY = {
     "simulate": "it renders the simulated scenario",
 }
@@ -179,13 +187,13 @@ class RunSteps:
         result = train(ctx.path("dataset.h5"), workdir, cfg, resume=checkpoint)
         print_result(result, _console())
 
-    def _model(self) -> tuple[str | None, str | None]:
-        """``(model URI, tracking URI)`` for the cleaning: by default the model the train step
-        registered (``train/result.json``); ``None`` leaves ``clean.model`` /
-        ``clean.tracking_uri`` in charge."""
+    def _model(self, section: str = "clean") -> tuple[str | None, str | None]:
+        """``(model URI, tracking URI)`` for the cleaning (or the stream): by default the model
+        the train step registered (``train/result.json``); ``None`` leaves ``<section>.model`` /
+        ``<section>.tracking_uri`` in charge."""
         from gwtwin.train.tracking import tracking_uri_for
 
-        clean = self.config.clean
+        clean = getattr(self.config, section)
         train_dir = self.run_dir / "train"
         if clean.model is not None:
             if clean.tracking_uri is not None:
@@ -195,7 +203,7 @@ class RunSteps:
         if not result.get("model_uri"):
             raise GwtwinError(
                 f"{train_dir / 'result.json'} names no registered model (train.tracking.log_model "
-                "is false?): set clean.model to a model URI"
+                f"is false?): set {section}.model to a model URI"
             )
         return result["model_uri"], clean.tracking_uri or result["tracking_uri"]
 
@@ -229,6 +237,22 @@ class RunSteps:
             output,
             self.config.evaluate,
             frames=self.frames,
+            log=ctx.log,
+        )
+
+    def stream(self, ctx: StepContext) -> None:
+        from gwtwin.stream.run import stream_frames
+
+        output = ctx.path("stream")
+        _clear(output)
+        model, tracking_uri = self._model("stream")
+        stream_frames(
+            self.frames,
+            output,
+            self.config.stream,
+            model=model,
+            tracking_uri=tracking_uri,
+            offline=ctx.path("clean"),
             log=ctx.log,
         )
 

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from gwtwin.configio import validate_config
 from gwtwin.data.channels import CLEANED_SUFFIX
 
-__all__ = ["GateConfig", "StreamConfig", "load_stream_config"]
+__all__ = ["GateConfig", "StreamConfig", "StreamStepConfig", "load_stream_config"]
 
 
 class _GateFields(BaseModel):
@@ -145,3 +145,14 @@ def load_stream_config(source=None, overrides: dict | None = None) -> StreamConf
     from gwtwin.configio import load_section
 
     return load_section(StreamConfig, "stream", source, overrides)
+
+
+class StreamStepConfig(StreamConfig):
+    """The ``stream:`` section of a run config: the online service on the run's own frames,
+    replayed into a watched directory (``gwtwin run`` step ``stream``; off by default)."""
+
+    enabled: bool = False
+    #: replay pace, x real time (0: as fast as the files can be written)
+    replay_speed: float = Field(0.0, ge=0)
+    #: s per replayed file
+    replay_file_duration: int = Field(1, ge=1)
