@@ -191,6 +191,13 @@ def test_full_tiny_run_through_the_cli(run_dir, capsys):
             assert (run_dir / path).exists(), path
         assert "train: models:/gwtwin-witness-td@candidate" in out
         assert "evaluate:\n  witnessed_glitches: " in out  # the headline of evaluate.json
+        # the online service on the run's frames (off by default): equal to the clean step
+        assert main([*argv, "--set", "stream.enabled=true", "--steps", "stream"]) == 0
+        capsys.readouterr()
+        stream = json.loads((run_dir / "stream" / "summary.json").read_text())
+        assert stream["status"]["seconds"] == 256 and stream["status"]["duplicated_seconds"] == 0
+        assert stream["offline"]["relative"] < 1e-12
+        assert stream["offline"]["compared_seconds"] > 200
         assert main([*argv, "--set", "train.max_epochs=2"]) == 0
         out = capsys.readouterr().out
         assert "[simulate] up to date" in out and "[dataset] up to date" in out
