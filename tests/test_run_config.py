@@ -18,6 +18,8 @@ from gwtwin.dataset.config import DatasetConfig, load_dataset_config
 from gwtwin.errors import ConfigError
 from gwtwin.select.config import SelectConfig
 from gwtwin.simulate.config import SimulationConfig
+from gwtwin.stream.config import StreamConfig, load_stream_config
+from gwtwin.stream.replay import ReplayConfig, load_replay_config
 from gwtwin.train.config import TrainConfig
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -29,6 +31,7 @@ MODELS = {
     "select": SelectConfig,
     "dataset": DatasetConfig,
     "train": TrainConfig,
+    "stream": StreamConfig,
 }
 
 
@@ -46,6 +49,7 @@ def test_config_kinds_by_file_name():
     assert kinds["simulate-tiny.yaml"] == "simulate"
     assert kinds["select-default.yaml"] == "select"
     assert kinds["train-default.yaml"] == "train"
+    assert kinds["stream-default.yaml"] == "stream"
 
 
 def test_no_file_empty_file_and_run_default_are_the_defaults(tmp_path):
@@ -54,6 +58,8 @@ def test_no_file_empty_file_and_run_default_are_the_defaults(tmp_path):
     default = load_run_config(None)
     assert load_run_config(empty) == default
     assert load_run_config(CONFIGS / "run-default.yaml") == default
+    assert load_stream_config(CONFIGS / "stream-default.yaml") == StreamConfig()
+    assert load_replay_config(CONFIGS / "stream-default.yaml") == ReplayConfig()
     assert default.source.kind == "simulator"
     assert default.simulate == SimulationConfig()
     assert default.strain_channel == "V1:Hrec_hoft_4096Hz" == default.scan.strain_channel

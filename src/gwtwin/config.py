@@ -384,12 +384,12 @@ def load_run_config(
 # -- every config file in configs/ ---------------------------------------------------------------
 
 #: per-command configs, told apart by a word of the file name (``simulate-tiny.yaml``)
-_COMMAND_WORDS = ("simulate", "select", "dataset", "train")
+_COMMAND_WORDS = ("simulate", "select", "dataset", "train", "stream")
 
 
 def config_kind(path: str | os.PathLike) -> str:
-    """``simulate``, ``select``, ``dataset``, ``train`` (per-command configs: a word of the file
-    name, e.g. ``demo-dataset.yaml``) or ``run`` (anything else)."""
+    """``simulate``, ``select``, ``dataset``, ``train``, ``stream`` (per-command configs: a word
+    of the file name, e.g. ``demo-dataset.yaml``) or ``run`` (anything else)."""
     words = Path(path).stem.split("-")
     return next((w for w in words if w in _COMMAND_WORDS), "run")
 
@@ -415,4 +415,10 @@ def load_any_config(path: str | os.PathLike, kind: str | None = None) -> BaseMod
         from gwtwin.train.config import load_train_config
 
         return load_train_config(path)
+    if kind == "stream":  # the service's section and, when present, the replay's
+        from gwtwin.stream.config import load_stream_config
+        from gwtwin.stream.replay import load_replay_config
+
+        load_replay_config(path)
+        return load_stream_config(path)
     raise ConfigError(f"unknown config kind {kind!r}: expected run, {', '.join(_COMMAND_WORDS)}")
