@@ -25,7 +25,7 @@ def add_parser(subparsers) -> None:
     st.add_argument("action", nargs="?", choices=["status"], help="status: summarise OUTPUT")
     st.add_argument("path", nargs="?", help="(status) the stream's output directory")
     st.add_argument("--frames", help="the watched directory")
-    st.add_argument("--model", help="model URI, e.g. models:/gwtwin-witness-td@production")
+    st.add_argument("--model", "-m", help="model URI, e.g. models:/gwtwin-witness-td@production")
     st.add_argument("--tracking-uri", help="MLflow tracking/registry URI")
     st.add_argument("--workdir", help="a `gwtwin train` work directory (its mlflow.db)")
     st.add_argument("--output", "-o", help="output directory (a state.json there is resumed)")

@@ -325,11 +325,8 @@ class StreamEngine:
             for k, p in zip(new, self._predict(new, provisional=False), strict=True):
                 self.blocks[k] = p
 
-    def _window(self, k: int, provisional: bool) -> torch.Tensor:
-        """Conditioned window of block ``k`` from the buffers (future zero when provisional)."""
-        lo, hi = self._bounds(k)
-        a = max(lo // self.rate, self.seg_start)
-        b = min(-(-hi // self.rate), self.end)
+    def _conditioned(self, a: int, b: int) -> torch.Tensor:
+        """The witnesses over GPS ``[a, b)`` conditioned (NaN/inf as 0: their blocks are off)."""
         blocks = [
             Block(
                 torch.as_tensor(
@@ -342,18 +339,36 @@ class StreamEngine:
             )
             for w in self.model.spec.witnesses
         ]
-        x = condition_witnesses(blocks, self.model.spec, dtype=self.grid.dtype)
-        w0, w1 = k * self.hop - self.margin - a * self.rate, (k + 1) * self.hop + self.margin
-        w1 -= a * self.rate
-        if provisional and w1 > x.shape[-1]:
-            x = torch.nn.functional.pad(x, (0, w1 - x.shape[-1]))
-        if w0 < 0:  # provisional only: cannot happen for a window inside the segment
-            x = torch.nn.functional.pad(x, (-w0, 0))
-            w1, w0 = w1 - w0, 0
-        return x[:, w0:w1]
+        return condition_witnesses(blocks, self.model.spec, dtype=self.grid.dtype)
+
+    def _windows(self, ks: list[int], provisional: bool) -> torch.Tensor:
+        """Conditioned windows ``[len(ks), features, window]`` of blocks ``ks``, from one
+        conditioning of the buffers over them (the future zero when provisional)."""
+        lo, hi = self._bounds(min(ks))[0], self._bounds(max(ks))[1]
+        a = max(lo // self.rate, self.seg_start)
+        b = min(-(-hi // self.rate), self.end)
+        x = self._conditioned(a, b)
+        x0 = a * self.rate
+        need_lo = min(ks) * self.hop - self.margin
+        need_hi = (max(ks) + 1) * self.hop + self.margin
+        left = max(x0 - need_lo, 0)  # provisional only: a window inside the segment has data
+        right = max(need_hi - (x0 + x.shape[-1]), 0)
+        if left or right:
+            x = torch.nn.functional.pad(x, (left, right))
+            x0 -= left
+        size = self.hop + 2 * self.margin
+        starts = [k * self.hop - self.margin - x0 for k in ks]
+        return torch.stack([x[:, i : i + size] for i in starts])
+
+    def _window(self, k: int, provisional: bool) -> torch.Tensor:
+        """Conditioned window of block ``k`` alone."""
+        return self._windows([k], provisional)[0]
 
     def _predict(self, ks: list[int], provisional: bool) -> torch.Tensor:
-        windows = torch.stack([self._window(k, provisional) for k in ks])
+        if provisional:  # recomputed every second: one conditioning for all of them
+            windows = self._windows(ks, True)
+        else:  # each block from its own span, whatever else arrived with it
+            windows = torch.stack([self._window(k, False) for k in ks])
         return self.grid.predict_blocks(windows)
 
     # -- emitting -----------------------------------------------------------------------------
