@@ -9,6 +9,8 @@ its train step registered) and cleans the same span three ways in one process:
   i.e. the ratio to real time;
 - with the explaining-witness attribution off (one network pass per window instead of
   1 + n_witnesses), to show what the attribution costs;
+- in float32 (``clean.precision``), to show what the float64 default costs (float64 makes the
+  output independent of batching and threads, so the online service equals it);
 - the maximum difference between the 256 s and the 16 s output (cleaned strain and predicted
   noise), relative to the prediction's peak: the chunk-independence the online service relies on.
 
@@ -51,6 +53,7 @@ def main() -> None:
         ("chunk 256 s", {"chunk_duration": 256}),
         ("chunk 16 s", {"chunk_duration": 16}),
         ("chunk 256 s, no attribution", {"chunk_duration": 256, "attribute": False}),
+        ("chunk 256 s, float32", {"chunk_duration": 256, "precision": "float32"}),
     ):
         config = load_clean_config(
             {"start": args.start, "end": args.end, "images": 0, "tensorboard": False, **overrides}
@@ -71,8 +74,10 @@ def main() -> None:
     a = read(out / "chunk_256_s" / "frames", names).block.data
     b = read(out / "chunk_16_s" / "frames", names).block.data
     peak = float(a[1].abs().max())
+    c = read(out / "chunk_256_s,_float32" / "frames", names).block.data
     rows["chunk_independence"] = {
         "max_abs_diff_over_prediction_peak": float((a - b).abs().max()) / peak,
+        "float32_vs_float64_over_prediction_peak": float((a - c).abs().max()) / peak,
     }
     rows["max_rss_MB"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     rows["model"] = result["model_uri"]
