@@ -70,16 +70,9 @@ def _load() -> list[float]:
 
 
 def _q(values, scale: float = 1.0) -> dict:
-    v = np.asarray([x for x in values if x is not None], dtype=float) * scale
-    if not v.size:
-        return {"n": 0}
-    return {
-        "n": int(v.size),
-        "p50": float(np.percentile(v, 50)),
-        "p99": float(np.percentile(v, 99)),
-        "mean": float(v.mean()),
-        "max": float(v.max()),
-    }
+    from gwtwin.stream.status import quantiles
+
+    return quantiles(values, scale)
 
 
 def run_mode(label, args, result, model, span, workdir: Path, lookahead) -> dict:

@@ -35,8 +35,9 @@ def read_log(output) -> list[dict]:
     return out
 
 
-def _quantiles(values) -> dict:
-    v = np.asarray([x for x in values if x is not None], dtype=float)
+def quantiles(values, scale: float = 1.0) -> dict:
+    """``n, p50, p99, max, mean`` of the values that are not None (times ``scale``)."""
+    v = np.asarray([x for x in values if x is not None], dtype=float) * scale
     if not v.size:
         return {"n": 0}
     return {
@@ -77,9 +78,9 @@ def stream_status(output) -> dict:
         "duplicated_seconds": dup,
         "gaps": [{"kind": g["kind"], "span": g["span"], "reason": g["reason"]} for g in gaps],
         "gap_seconds": float(sum(g["span"][1] - g["span"][0] for g in gaps)),
-        "latency": _quantiles(r.get("latency") for r in seconds),
-        "latency_total": _quantiles(r.get("latency_total") for r in seconds),
-        "compute": _quantiles(r.get("compute") for r in seconds),
+        "latency": quantiles(r.get("latency") for r in seconds),
+        "latency_total": quantiles(r.get("latency_total") for r in seconds),
+        "compute": quantiles(r.get("compute") for r in seconds),
         "cleaning_applied_fraction": applied / n if n else None,
         "cleaning_disabled_fraction": disabled / n if n else None,
         "provisional_fraction": sum(bool(r.get("provisional")) for r in seconds) / n if n else None,
