@@ -400,7 +400,11 @@ class StreamService:
             new.feed(t0, old.end, strain, wit)
         self.follower.adopt(loaded)
         self.engine, previous, self.current = new, self.current, loaded
-        self.gate = self._gate(loaded.model)
+        if model_band(loaded.model) != model_band(previous.model):
+            self.gate = self._gate(loaded.model)  # other bands: its window cannot carry over
+            self.log("the safety gate starts afresh: the new model acts on another band")
+        # else the gate goes on: its window holds the old model's seconds and its state (a
+        # disabled gate needs resume_after good increments of the new model to re-enable)
         self.watcher.rates = self._rates(loaded.model)
         self.counts["swaps"] += 1
         self.writer.event("swap", at=at, old=previous.label(), new=loaded.label())

@@ -24,6 +24,7 @@ once through :meth:`FrameWatcher.late`, never read.
 
 from __future__ import annotations
 
+import bisect
 import os
 import time
 from dataclasses import dataclass, field
@@ -84,35 +85,102 @@ class FrameWatcher:
         self._failing: dict[Path, str] = {}
         self._reported: set[Path] = set()
         self._skip: set[str] = set()
+        self._index: dict[str, FrameFile] = {}
+        self._sorted: list[FrameFile] = []
+        self._starts: list[int] = []
+        self._new: list[FrameFile] = []
+        self._mtime, self._listed, self._mtime_seen = None, -1e9, None
+        self._late_listed = -1e9
+        self._patterns: set[tuple] = set()
 
     # -- listing ------------------------------------------------------------------------------
-    def files(self) -> list[FrameFile]:
-        """The conforming frame files, in GPS order (temporary and foreign names ignored)."""
+    def _refresh(self) -> None:
+        """Bring the sorted file index up to date: names are parsed once, and the directory is
+        listed again only when it changed (its mtime) or a second has passed (mtime ticks can
+        be coarser than two renames), so a day of 1 s files costs what a minute does."""
         try:
-            names = os.listdir(self.directory)
+            mtime = os.stat(self.directory).st_mtime_ns
         except FileNotFoundError:
-            return []
-        out = []
-        for name in names:
-            if name in self._skip or name.endswith(".tmp"):
+            self._index, self._sorted, self._starts = {}, [], []
+            return
+        now = time.monotonic()
+        if mtime == self._mtime and now - self._listed < 1.0:
+            return
+        self._mtime, self._listed = mtime, now
+        names = set(os.listdir(self.directory))
+        gone = [n for n in self._index if n not in names]
+        for name in gone:
+            del self._index[name]
+        added = []
+        for name in names - self._index.keys() - self._skip:
+            if name.endswith(".tmp") or name.startswith("."):
                 continue
             try:
                 f = parse_frame_name(self.directory / name)
             except (FrameNameError, UnknownFormatError):
                 self._skip.add(name)
                 continue
-            if self.tag is None or f.tag == self.tag:
-                out.append(f)
-        out.sort(key=lambda f: (f.start_ns, f.end_ns))
-        return out
+            if self.tag is not None and f.tag != self.tag:
+                self._skip.add(name)
+                continue
+            self._index[name] = f
+            added.append(f)
+        first = self._mtime_seen is None
+        self._mtime_seen = mtime
+        if gone or len(added) > 64:
+            self._sorted = sorted(self._index.values(), key=lambda f: (f.start_ns, f.end_ns))
+            self._starts = [f.start_ns for f in self._sorted]
+        else:  # the usual case: a file or two at the end
+            for f in added:
+                self._insert(f)
+        for f in added:
+            self._patterns.add((f.observatory, f.tag, f.duration, f.path.suffix))
+        if not first:  # what was there when the service started did not "arrive"
+            self._new += added
+
+    def _insert(self, f: FrameFile) -> None:
+        i = bisect.bisect_right(self._starts, f.start_ns)
+        self._sorted.insert(i, f)
+        self._starts.insert(i, f.start_ns)
+
+    def _probe(self, cursor: int) -> None:
+        """Look for the file a DAQ would write next (the names seen so far, starting at
+        ``cursor``) without listing the directory: the steady state costs one stat."""
+        for obs, tag, duration, suffix in list(self._patterns)[:8]:
+            name = f"{obs}-{tag}-{cursor}-{duration}{suffix}"
+            if name in self._index or not os.path.exists(self.directory / name):
+                continue
+            try:
+                f = parse_frame_name(self.directory / name)
+            except (FrameNameError, UnknownFormatError):  # pragma: no cover - built from one
+                continue
+            self._index[name] = f
+            self._insert(f)
+            self._new.append(f)
+            return
+
+    def files(self) -> list[FrameFile]:
+        """The conforming frame files, in GPS order (temporary and foreign names ignored)."""
+        self._refresh()
+        return list(self._sorted)
 
     def late(self, cursor: int) -> list[FrameFile]:
-        """Files that appeared for time before ``cursor`` since the last call (reported once)."""
-        out = []
-        for f in self.files():
-            if f.end_ns <= cursor * NS and f.path not in self._reported:
+        """Files that appeared for time before ``cursor`` since the last call (reported once;
+        the directory is listed for them at most every 10 s)."""
+        now = time.monotonic()
+        if now - self._late_listed >= 10.0:
+            self._late_listed = now
+            self._refresh()
+        out, keep = [], []
+        for f in self._new:
+            if f.path in self._reported:
+                continue
+            if f.end_ns <= cursor * NS:
                 self._reported.add(f.path)
                 out.append(f)
+            else:
+                keep.append(f)
+        self._new = keep
         return out
 
     def forget_before(self, cursor: int) -> None:
@@ -121,6 +189,28 @@ class FrameWatcher:
             if f.end_ns <= cursor * NS:
                 self._reported.add(f.path)
 
+    def _around(self, cursor: int) -> tuple[FrameFile | None, FrameFile | None]:
+        """The file covering GPS ``cursor`` (the latest starting, if several) and the first
+        starting after it: from the index, else the expected next name, else a listing."""
+        found = self._find(cursor)
+        if found[0] is None:
+            self._probe(cursor)
+            found = self._find(cursor)
+        if found[0] is None:
+            self._refresh()
+            found = self._find(cursor)
+        return found
+
+    def _find(self, cursor: int) -> tuple[FrameFile | None, FrameFile | None]:
+        t = cursor * NS
+        i = bisect.bisect_right(self._starts, t)
+        here = None
+        for j in range(i - 1, max(i - 16, -1), -1):  # overlapping files: the latest start wins
+            if self._sorted[j].end_ns > t:
+                here = self._sorted[j]
+                break
+        return here, (self._sorted[i] if i < len(self._sorted) else None)
+
     # -- the question -------------------------------------------------------------------------
     def look(self, cursor: int, end: int | None = None) -> Arrival:
         """What is known from GPS ``cursor`` on (up to ``end`` if given)."""
@@ -128,10 +218,14 @@ class FrameWatcher:
         if self._since is None or self._since[0] != cursor:
             self._since = (cursor, now)
         waited = now - self._since[1]
-        files = self.files()
-        here = [f for f in files if f.start_ns <= cursor * NS < f.end_ns]
-        if here:
-            f = here[-1]
+        f, later = self._around(cursor)
+        if f is not None and not f.path.exists():  # removed (a rolling DAQ directory)
+            self._index.pop(f.path.name, None)
+            self._sorted = [g for g in self._sorted if g.path != f.path]
+            self._starts = [g.start_ns for g in self._sorted]
+            self._listed = -1e9
+            f, later = self._around(cursor)
+        if f is not None:
             stop = f.end_ns // NS if end is None else min(f.end_ns // NS, end)
             if f.end_ns % NS or f.start_ns % NS:
                 raise GwtwinError(
@@ -156,15 +250,14 @@ class FrameWatcher:
             arrival.waited = waited
             self._reported.add(f.path)
             return arrival
-        later = [f for f in files if f.start_ns > cursor * NS]
-        if later and waited >= self.wait:
-            nxt = -(-later[0].start_ns // NS)
+        if later is not None and waited >= self.wait:
+            nxt = -(-later.start_ns // NS)
             return Arrival(
                 "gap",
                 cursor,
                 nxt if end is None else min(nxt, end),
                 reason=f"no file covering GPS {cursor} arrived within {self.wait:g} s; the next "
-                f"is {later[0].path.name}",
+                f"is {later.path.name}",
                 waited=waited,
             )
         return Arrival("idle", cursor, waited=waited)
