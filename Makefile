@@ -54,6 +54,9 @@ bench: install
 	test -f $(DEMO_DIR)/train/result.json || $(MAKE) demo
 	$(BIN)/python benchmarks/bench_clean.py --run-dir $(DEMO_DIR)
 	$(BIN)/python benchmarks/bench_heldout.py --run-dir $(DEMO_DIR)
+	$(BIN)/python benchmarks/bench_watcher.py
+	$(BIN)/python benchmarks/bench_stream.py --run-dir $(DEMO_DIR) --speed 2
+	$(BIN)/python benchmarks/bench_stream_soak.py --run-dir $(DEMO_DIR)
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .ruff_cache
