@@ -275,3 +275,17 @@ def test_cli_stream_and_status(stream_scenario, tmp_path, capsys):
     assert json.loads(capsys.readouterr().out)["seconds"] == 40
     assert main(["stream", "status", str(tmp_path / "nowhere")]) == 2
     shutil.rmtree(tmp_path / "out")
+
+
+def test_precision_auto_is_float64_exact_and_float32_low_latency(stream_scenario, tmp_path):
+    import torch
+
+    _, twin = stream_scenario
+    exact = StreamService(tmp_path / "w", tmp_path / "a", fast(), model=twin, log=str)
+    low = StreamService(tmp_path / "w", tmp_path / "b", fast(lookahead=2), model=twin, log=str)
+    forced = StreamService(
+        tmp_path / "w", tmp_path / "c", fast(lookahead=2, precision="float64"), model=twin, log=str
+    )
+    assert exact.engine.grid.dtype == torch.float64 and exact.engine.lookahead is None
+    assert low.engine.grid.dtype == torch.float32 and low.engine.lookahead == 2
+    assert forced.engine.grid.dtype == torch.float64

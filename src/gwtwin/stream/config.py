@@ -123,9 +123,10 @@ class StreamConfig(BaseModel):
     flags_every: int = Field(60, ge=1)
     taper: float = Field(1.0, ge=0)
     batch_size: int = Field(16, ge=1)
-    #: arithmetic of the conditioning and the network; float64 keeps the stream equal to
-    #: offline cleaning (same precision) to float64 rounding
-    precision: Literal["float64", "float32"] = "float64"
+    #: arithmetic of the conditioning and the network: float64 keeps the stream equal to
+    #: offline cleaning to float64 rounding; "auto": float64 in the exact mode, float32 in the
+    #: low-latency mode (provisional anyway, and 2.4x cheaper: BENCHMARKS.md)
+    precision: Literal["auto", "float64", "float32"] = "auto"
     #: torch threads of the service (1: the network of one window is too small to share, and
     #: threads fight with the rest of the machine; measured in BENCHMARKS.md)
     torch_threads: int = Field(1, ge=1)

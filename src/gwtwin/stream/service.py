@@ -143,8 +143,17 @@ class StreamService:
             lookahead=c.lookahead,
             taper=c.taper,
             batch_size=c.batch_size,
-            precision=c.precision,
+            precision=self.precision,
         )
+
+    @property
+    def precision(self) -> str:
+        """The engine's arithmetic: ``stream.precision``, or for "auto" float64 in the exact
+        mode (equal to offline cleaning) and float32 in the low-latency mode."""
+        c = self.config
+        if c.precision != "auto":
+            return c.precision
+        return "float64" if c.lookahead is None else "float32"
 
     def _gate(self, model) -> SafetyGate:
         return SafetyGate(self.config.gate, model.spec.strain_rate, model_band(model))
