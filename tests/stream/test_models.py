@@ -30,6 +30,8 @@ from gwtwin.stream.models import (  # noqa: E402
     parse_model_uri,
 )
 
+from .conftest import SMALL_TD as STREAM_TD  # noqa: E402
+
 T0 = 1_400_000_000
 NAME = "gwtwin-witness-td"
 STRAIN = "X1:STRAIN"
@@ -38,18 +40,7 @@ RATES = {WIT_A: 256.0, WIT_B: 128.0}  # the stream's witnesses and versions 1 an
 OTHER_RATES = {WIT_A: 256.0, WIT_B: 256.0}  # version 3: WIT_B at another rate
 STREAM = {STRAIN: 512.0, **RATES}
 RATE, WINDOW, TARGET = 256.0, 4.0, 2.0
-SMALL_TD = {
-    "hidden": 8,
-    "products": 2,
-    "input_stride": 2,
-    "local_layers": 2,
-    "context_levels": 1,
-    "context_channels": 4,
-    "context_layers": 1,
-    "fir_duration": 0.25,
-    "fir_channels": 2,
-    "linear_taps": 0,
-}
+SMALL_TD = {**STREAM_TD, "linear_taps": 0}  # the streaming tests' network, no linear stage
 
 
 def small_twin(seed: int, rates: dict[str, float]) -> TwinModel:

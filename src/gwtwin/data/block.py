@@ -414,6 +414,18 @@ def _exact_t0_ns(series) -> int:
     return to_ns(Decimal(repr(value)))
 
 
+def concat_in_time(blocks: list[Block]) -> Block:
+    """Contiguous Blocks of the same channels joined in time (the first one's metadata)."""
+    first = blocks[0]
+    for prev, nxt in zip(blocks, blocks[1:], strict=False):
+        if nxt.t0_ns != prev.end_ns:
+            raise GwtwinError(
+                f"internal: output pieces are not contiguous ({prev.span} then {nxt.span})"
+            )
+    data = torch.cat([b.data for b in blocks], dim=-1)
+    return Block(data, first.t0_ns, first.sample_rate, first.channels, first.units)
+
+
 def resample(x: np.ndarray, rate_in: float, rate_out: float, axis: int = -1) -> np.ndarray:
     """Anti-aliased polyphase resampling by the rational factor ``rate_out / rate_in``.
 

@@ -47,6 +47,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 from gwtwin.data import Block, find_frames, read
+from gwtwin.data.block import concat_in_time
 from gwtwin.data.channels import CLEANED_SUFFIX, cleaned_channel, flag_name, observatory
 from gwtwin.data.frames import write_frames
 from gwtwin.data.segments import merge_spans
@@ -191,7 +192,7 @@ class _FrameWriter:
     def _write(self, upto_ns: int | None) -> None:
         if not self.pending:
             return
-        joined = [_concat([p[i] for p in self.pending]) for i in range(len(self.pending[0]))]
+        joined = [concat_in_time([p[i] for p in self.pending]) for i in range(len(self.pending[0]))]
         keep = None
         if upto_ns is not None and upto_ns < joined[0].end_ns:
             keep = [b.crop(upto_ns // NS, None) for b in joined]
@@ -208,18 +209,6 @@ class _FrameWriter:
 
     def close(self) -> None:
         self._write(None)
-
-
-def _concat(blocks: list[Block]) -> Block:
-    """Contiguous Blocks of one channel joined in time."""
-    first = blocks[0]
-    for prev, nxt in zip(blocks, blocks[1:], strict=False):
-        if nxt.t0_ns != prev.end_ns:
-            raise GwtwinError(
-                f"internal: output pieces are not contiguous ({prev.span} then {nxt.span})"
-            )
-    data = torch.cat([b.data for b in blocks], dim=-1)
-    return Block(data, first.t0_ns, first.sample_rate, first.channels, first.units)
 
 
 def _observatory(source, strain_channel: str) -> str:
@@ -406,6 +395,8 @@ def json_default(value):
         return float(value)
     if isinstance(value, np.ndarray):
         return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
     raise TypeError(f"not JSON-able: {type(value).__name__}")
 
 

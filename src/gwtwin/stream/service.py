@@ -37,7 +37,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from gwtwin.data.channels import cleaned_channel
+from gwtwin.data.channels import cleaned_channel, prediction_channel
+from gwtwin.data.segments import intersect_spans
 from gwtwin.errors import GwtwinError
 from gwtwin.infer.predict import _runs
 from gwtwin.signal._threads import torch_threads
@@ -59,16 +60,6 @@ def model_band(model) -> tuple[float, float]:
 
 def _spans(mask: np.ndarray, start: int, rate: float) -> list[tuple[float, float]]:
     return [(start + a / rate, start + (b + 1) / rate) for a, b in _runs(np.flatnonzero(mask))]
-
-
-def _intersect(a, b) -> list[tuple[float, float]]:
-    out = []
-    for a0, a1 in a:
-        for b0, b1 in b:
-            lo, hi = max(a0, b0), min(a1, b1)
-            if hi > lo:
-                out.append((lo, hi))
-    return out
 
 
 class StreamService:
@@ -324,7 +315,7 @@ class StreamService:
             gain = np.ones_like(raw)
             bits["STRAIN_BAD"] = _spans(~finite, inc.start, rate)
             self.gate.forget_history()
-        bits["CLEANING_APPLIED"] = _intersect(inc.applied, _spans(gain > 0, inc.start, rate))
+        bits["CLEANING_APPLIED"] = intersect_spans(inc.applied, _spans(gain > 0, inc.start, rate))
         bits["PROVISIONAL"] = [(float(inc.start), float(inc.end))] if inc.provisional else []
         cleaned = inc.cleaned(gain, self.config.suffix)
         g = torch.as_tensor(gain, dtype=torch.float64)
@@ -347,7 +338,7 @@ class StreamService:
 
         rate = int(round(arrival.strain_rate))
         strain = self.current.model.spec.strain_channel
-        pred_name = strain + "_PREDICTION"
+        pred_name = prediction_channel(strain)
         for s in range(arrival.start, arrival.end):
             x = torch.as_tensor(
                 arrival.strain[(s - arrival.start) * rate : (s - arrival.start + 1) * rate]

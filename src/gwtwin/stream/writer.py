@@ -30,12 +30,13 @@ import numpy as np
 import torch
 
 from gwtwin.data import Block
-from gwtwin.data.block import NS
+from gwtwin.data.block import NS, concat_in_time
 from gwtwin.data.channels import flag_name, ifo, observatory
 from gwtwin.data.files import frame_name
 from gwtwin.data.frames import write_frame
 from gwtwin.data.segments import merge_spans
 from gwtwin.errors import GwtwinError
+from gwtwin.infer.clean import json_default
 
 STATE_RATE = 16  #: Hz of the state-vector channel
 STATE_BITS = {
@@ -91,7 +92,7 @@ class OutputWriter:
     def event(self, kind: str, **fields) -> None:
         """One JSON line (``kind``: start, gap, corrupt, late, swap, refused, ...)."""
         record = {"kind": kind, "wall": time.time(), **fields}
-        self._log.write(json.dumps(record, default=_json) + "\n")
+        self._log.write(json.dumps(record, default=json_default) + "\n")
 
     # -- seconds ------------------------------------------------------------------------------
     def add(self, second: dict) -> list[Path]:
@@ -123,9 +124,9 @@ class OutputWriter:
             return []
         seconds, self.pending = self.pending, []
         a, b = seconds[0]["start"], seconds[-1]["start"] + 1
-        blocks = [_concat([x["cleaned"] for x in seconds])]
+        blocks = [concat_in_time([x["cleaned"] for x in seconds])]
         if self.config.write_prediction:
-            blocks.append(_concat([x["prediction"] for x in seconds]))
+            blocks.append(concat_in_time([x["prediction"] for x in seconds]))
         state = np.zeros((b - a) * STATE_RATE, dtype=np.int32)
         for x in seconds:
             off = (x["start"] - a) * STATE_RATE
@@ -197,7 +198,7 @@ class OutputWriter:
         """Rewrite ``state.json`` atomically."""
         path = self.output / STATE_FILE
         tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(state, default=_json))
+        tmp.write_text(json.dumps(state, default=json_default))
         os.replace(tmp, path)
 
     def close(self) -> None:
@@ -217,21 +218,3 @@ def read_checkpoint(output) -> dict | None:
         raise GwtwinError(
             f"{path} is not a stream checkpoint ({exc}); remove it to start over"
         ) from None
-
-
-def _concat(blocks: list[Block]) -> Block:
-    first = blocks[0]
-    data = torch.cat([b.data for b in blocks], dim=-1)
-    return Block(data, first.t0_ns, first.sample_rate, first.channels, first.units)
-
-
-def _json(value):
-    if isinstance(value, (np.integer,)):
-        return int(value)
-    if isinstance(value, (np.floating,)):
-        return float(value)
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"not JSON-able: {type(value).__name__}")
