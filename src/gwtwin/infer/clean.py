@@ -52,6 +52,7 @@ from gwtwin.data.channels import CLEANED_SUFFIX, cleaned_channel, flag_name, obs
 from gwtwin.data.frames import write_frames
 from gwtwin.data.segments import merge_spans
 from gwtwin.errors import ConfigError, GwtwinError
+from gwtwin.infer.decide import DecisionSettings
 from gwtwin.infer.predict import BINS_PER_SECOND, NS, GridPredictor
 from gwtwin.signal._threads import torch_threads
 
@@ -71,6 +72,9 @@ class VetoSettings(_Model):
     witnessed_fraction: float = Field(0.5, ge=0, le=1)
     min_predicted_snr: float = Field(4.0, ge=0)
     pad: float = Field(0.1, ge=0)
+    #: a glitch's power drop (rise) is significant beyond this many standard deviations of
+    #: the drop under a subtraction unrelated to strain (2 |subtracted|, whitened)
+    margin_sigma: float = Field(3.0, ge=0)
     image_duration: float = Field(32.0, gt=0)
     qrange: tuple[float, float] = (4.0, 32.0)
     frange: tuple[float, float] = (10.0, 1000.0)
@@ -86,6 +90,7 @@ class VetoSettings(_Model):
             snr2_threshold=self.snr2_threshold,
             witnessed_fraction=self.witnessed_fraction,
             min_predicted_snr=self.min_predicted_snr,
+            margin_sigma=self.margin_sigma,
             pad=self.pad,
             image_duration=self.image_duration,
             qrange=tuple(self.qrange),
@@ -123,6 +128,7 @@ class CleanConfig(_Model):
         description="with a linear stage: network-output energy per block (whitened SNR^2) "
         "from which the network's share is attributed by ablation (0: every block)",
     )
+    decision: DecisionSettings = Field(default_factory=DecisionSettings)
     veto: VetoSettings = Field(default_factory=VetoSettings)
     images: int = Field(6, ge=0)
     tensorboard: bool = True
@@ -286,6 +292,7 @@ def clean_frames(
         attribute=config.attribute,
         attribution_threshold=config.attribution_threshold,
         precision=config.precision,
+        decision=config.decision.decision(),
     )
     strain_channel = twin.spec.strain_channel
     if not config.suffix:
@@ -301,6 +308,7 @@ def clean_frames(
     applied: list[tuple[float, float]] = []
     bad_strain: list[tuple[float, float]] = []
     energies = []
+    units: dict[str, list] = {}
     n_windows, done = 0, 0
     log(
         f"cleaning {strain_channel} over {len(segments)} segment(s), {total} s, with "
@@ -314,11 +322,15 @@ def clean_frames(
                 read(source, [c], wa, wb, expected_rates=twin.sample_rates[c]).block
                 for c in twin.channels
             ]
-            pred = predictor.predict_chunk(witnesses, a, b, seg)
-            raw = read(source, [strain_channel], a, b, expected_rates=twin.spec.strain_rate)
-            for spans in raw.nonfinite.values():
-                bad_strain += [(float(s[0]), float(s[1])) for s in spans]
-            raw = raw.block
+            span = read(source, [strain_channel], wa, wb, expected_rates=twin.spec.strain_rate)
+            pred = predictor.predict_chunk(witnesses, a, b, seg, strain=span.block)
+            raw = span.block.crop(a, b)
+            bad_strain += [
+                (max(float(s[0]), a), min(float(s[1]), b))
+                for spans in span.nonfinite.values()
+                for s in spans
+                if s[1] > a and s[0] < b
+            ]
             p = pred.strain.data[0].to(raw.data.dtype)
             cleaned = Block(
                 raw.data - p[None], raw.t0_ns, raw.sample_rate, (cleaned_name,), raw.units
@@ -331,6 +343,9 @@ def clean_frames(
             writer.add(out)
             applied += pred.active
             energies.append((a, pred.energy, pred.witness_energy))
+            if pred.decisions is not None:
+                for key, values in pred.decisions.items():
+                    units.setdefault(key, []).extend(values)
             n_windows += pred.n_windows
             done += b - a
             if progress:
@@ -338,6 +353,7 @@ def clean_frames(
         writer.close()
     t_clean = time.perf_counter() - t_start
     log(f"cleaned {total} s in {t_clean:.1f} s ({total / max(t_clean, 1e-9):.0f}x real time)")
+    decisions = _write_decisions(output, units, config)
     attribution = _Attribution(energies, twin.channels)
     veto = run_veto(
         source,
@@ -347,7 +363,7 @@ def clean_frames(
         strain_channel,
         cleaned_name,
         config,
-        attribution=attribution if config.attribute else None,
+        attribution=attribution,
         bad_strain=bad_strain,
         progress=progress,
         log=log,
@@ -365,6 +381,7 @@ def clean_frames(
         "cleaning_applied_seconds": float(sum(b - a for a, b in merge_spans(applied))),
         "cleaning_applied": [list(s) for s in merge_spans(applied)],
         "nonfinite_strain": [list(s) for s in merge_spans(bad_strain)],
+        "decision": decisions,
         "context_seconds": predictor.context_seconds,
         "chunk_duration": config.chunk_duration,
         "n_windows": n_windows,
@@ -388,6 +405,36 @@ def clean_frames(
     return summary
 
 
+def _write_decisions(output: Path, units: dict, config: CleanConfig) -> dict:
+    """``decisions.csv`` (one row per unit) and the summary of the subtraction decision."""
+    from gwtwin.infer.decide import REASONS, UNIT_COLUMNS
+    from gwtwin.infer.glitches import write_columns
+
+    path = output / "decisions.csv"
+    if not units:
+        path.unlink(missing_ok=True)
+        return {"enabled": False, "config": config.decision.model_dump()}
+    columns = {c: units[c] for c in UNIT_COLUMNS}
+    columns["kept"] = ["yes" if k else "no" for k in columns["kept"]]
+    write_columns(path, columns)
+    reason = np.asarray(units["reason"], str)
+    predicted = np.asarray(units["predicted"], float)
+    kept = np.asarray(units["kept"], bool)
+    tried = predicted > 0
+    return {
+        "enabled": True,
+        "table": path.name,
+        "units": int(reason.size),
+        "units_with_prediction": int(tried.sum()),
+        "units_kept": int(kept.sum()),
+        "kept_fraction_of_predicted": float(kept.sum() / tried.sum()) if tried.any() else None,
+        "reasons": {r: int(np.sum(reason == r)) for r in REASONS},
+        "predicted_energy_withheld": float(predicted[tried & ~kept].sum()),
+        "predicted_energy_kept": float(predicted[kept].sum()),
+        "config": config.decision.model_dump(),
+    }
+
+
 def json_default(value):
     if isinstance(value, (np.integer,)):
         return int(value)
@@ -401,19 +448,38 @@ def json_default(value):
 
 
 class _Attribution:
-    """Per-witness prediction energies in 1/64 s bins, looked up by GPS interval."""
+    """Prediction energies in 1/64 s bins, looked up by GPS interval: the model's whole
+    prediction before the subtraction decision (``energy``: what the model tried to subtract,
+    whitened SNR^2) and, with attribution, each witness's part (``explain``)."""
 
     def __init__(self, energies, channels):
         self.channels = list(channels)
-        self.pieces = [(a, e, w) for a, e, w in energies if w is not None]
+        self.pieces = list(energies)
+
+    @staticmethod
+    def _bins(a, n, tstart, tend):
+        i0 = max(int(math.floor((tstart - a) * BINS_PER_SECOND)), 0)
+        i1 = min(int(math.ceil((tend - a) * BINS_PER_SECOND)), n)
+        return i0, i1
+
+    def energy(self, tstart: float, tend: float) -> float:
+        """Energy of the model's prediction (before the decision) in ``[tstart, tend]``,
+        whitened SNR^2."""
+        total = 0.0
+        for a, e, _ in self.pieces:
+            i0, i1 = self._bins(a, e.size, tstart, tend)
+            if i1 > i0:
+                total += float(e[i0:i1].sum())
+        return total
 
     def explain(self, tstart: float, tend: float) -> str:
-        """The witness carrying most of the prediction's energy in ``[tstart, tend]``."""
+        """The witness carrying most of the prediction's energy in ``[tstart, tend]`` ("" when
+        none, or without attribution)."""
         total = np.zeros(len(self.channels))
         for a, _, w in self.pieces:
-            n = w.shape[1]
-            i0 = max(int(math.floor((tstart - a) * BINS_PER_SECOND)), 0)
-            i1 = min(int(math.ceil((tend - a) * BINS_PER_SECOND)), n)
+            if w is None:
+                continue
+            i0, i1 = self._bins(a, w.shape[1], tstart, tend)
             if i1 > i0:
                 total += w[:, i0:i1].sum(axis=1)
         if not total.any():

@@ -46,6 +46,7 @@ import torch
 from gwtwin.data import Block
 from gwtwin.data.channels import prediction_channel
 from gwtwin.errors import GwtwinError
+from gwtwin.infer.decide import Decision, decide_span, span_needed
 from gwtwin.models.twin import TwinModel
 from gwtwin.signal.conditioning import condition_witnesses, uncondition_strain
 
@@ -66,7 +67,8 @@ class ChunkPrediction:
     active : list of (float, float)
         GPS intervals of ``[a, b)`` where a prediction is applied (predictable blocks).
     energy : numpy.ndarray ``[n_bins]``
-        Energy of the whitened prediction per 1/64 s bin over ``[a, b)``.
+        Energy of the whitened prediction per 1/64 s bin over ``[a, b)``, before the subtraction
+        decision (what the model tried to subtract).
     witness_energy : numpy.ndarray ``[n_witness, n_bins]`` or None
         Energy per bin of the part of the prediction each witness carries (``attribute``).
     """
@@ -77,6 +79,7 @@ class ChunkPrediction:
     energy: np.ndarray
     witness_energy: np.ndarray | None = None
     n_windows: int = 0
+    decisions: dict | None = None  #: per-unit decision rows (:data:`decide.UNIT_COLUMNS`)
 
 
 @dataclass
@@ -96,6 +99,10 @@ class GridPredictor:
     attribution_threshold : float
         Network-output energy per block (whitened SNR^2) from which the network's share is
         attributed by ablation, for models with a linear stage (0: every block).
+    decision : Decision, optional
+        Subtract only in the units where the whitened strain's power drops significantly
+        (:mod:`gwtwin.infer.decide`); needs the strain (``predict_chunk(..., strain=)``) and
+        adds ``2 unit_duration`` to the context.  None: subtract wherever a prediction exists.
     precision : {"float64", "float32"}
         Arithmetic of the conditioning and the network.  float64 (the default) makes every
         block's prediction independent of how windows are batched and of the thread count to
@@ -111,6 +118,7 @@ class GridPredictor:
     attribute: bool = True
     attribution_threshold: float = 1.0
     precision: str = "float64"
+    decision: Decision | None = None
     _cache: dict = field(default_factory=dict, repr=False)
 
     def __post_init__(self):
@@ -150,8 +158,15 @@ class GridPredictor:
             )
         ramp = 0.5 - 0.5 * np.cos(np.pi * (np.arange(ntaper) + 0.5) / max(ntaper, 1))
         self._rise = torch.as_tensor(ramp, dtype=self.dtype)
+        if self.decision is not None and not self.decision.enabled:
+            self.decision = None
+        self.unit = self.decision.unit_size(self.rate) if self.decision else 0
         reach = self.colour_edge + 2 * self.hop + self.margin + self.edge
+        if self.decision is not None:  # the units the output touches, and 2 more each side
+            u = self.unit
+            reach += 3 * u if u > self.rate else 2 * u + (-self.colour_edge) % u
         self.context = math.ceil(reach / self.rate)  # whole seconds
+        self.strain_edge = math.ceil(m.spec.condition_edge_duration * self.rate)
 
     # -- geometry -----------------------------------------------------------------------------
     @property
@@ -172,7 +187,9 @@ class GridPredictor:
 
     # -- running ------------------------------------------------------------------------------
     @torch.no_grad()
-    def predict_chunk(self, witnesses, a: int, b: int, segment: tuple[int, int]) -> ChunkPrediction:
+    def predict_chunk(
+        self, witnesses, a: int, b: int, segment: tuple[int, int], strain: Block | None = None
+    ) -> ChunkPrediction:
         """Prediction over ``[a, b)`` (GPS s) from witnesses over :meth:`witness_span`.
 
         Parameters
@@ -185,7 +202,15 @@ class GridPredictor:
             Output span, whole GPS seconds, inside ``segment``.
         segment : (int, int)
             The contiguous data segment (whole GPS seconds) the chunk belongs to.
+        strain : Block, optional
+            The raw strain over :meth:`witness_span` (NaN/inf allowed), needed with a
+            ``decision``: the subtraction is kept only where it lowers the strain's power.
         """
+        if self.decision is not None and strain is None:
+            raise GwtwinError(
+                "the subtraction decision needs the raw strain over the witness span: pass "
+                "strain= to predict_chunk (or build the predictor with decision=None)"
+            )
         if not segment[0] <= a < b <= segment[1]:
             raise GwtwinError(
                 f"chunk [{a}, {b}) must lie inside its data segment [{segment[0]}, {segment[1]})"
@@ -195,7 +220,8 @@ class GridPredictor:
         x = condition_witnesses(rows, self.model.spec, dtype=self.dtype)
         seg_i = (segment[0] * self.rate, segment[1] * self.rate)
         out_lo, out_hi = (a * self.rate - self.colour_edge, b * self.rate + self.colour_edge)
-        k_lo, k_hi = out_lo // self.hop, (out_hi - 1) // self.hop
+        ext_lo, ext_hi = self.decision_span(out_lo, out_hi)
+        k_lo, k_hi = ext_lo // self.hop, (ext_hi - 1) // self.hop
         ok = {k: self.predictable(k, seg_i, bad) for k in range(k_lo - 1, k_hi + 2)}
         ks = [k for k in range(k_lo, k_hi + 1) if ok[k]]
         x0 = wa * self.rate
@@ -205,7 +231,8 @@ class GridPredictor:
         ]
         stacked = torch.stack(windows) if ks else None
         pred = self.predict_blocks(stacked) if ks else None
-        p = self.assemble(ks, pred, ok, out_lo, out_hi)
+        p_ext = self.assemble(ks, pred, ok, ext_lo, ext_hi)
+        p = p_ext[out_lo - ext_lo : out_hi - ext_lo]
         energy, witness_energy = None, None
         if self.attribute and ks:
             witness_energy = self._attribution(ks, stacked, pred, ok, out_lo, out_hi)
@@ -213,9 +240,67 @@ class GridPredictor:
         energy = _bin_energy(core, self.bin)
         if witness_energy is None and self.attribute:
             witness_energy = np.zeros((len(self.model.spec.witnesses), energy.size))
-        whitened, strain = self.colour(p, a)
-        active = _active(ks, self.hop, self.rate, a, b)
-        return ChunkPrediction(strain, whitened, active, energy, witness_energy, len(ks))
+        applied = _active(ks, self.hop, self.rate, a, b)
+        p, applied, decisions = self.apply_decision(p_ext, ext_lo, ext_hi, strain, a, b, applied)
+        whitened, strain_pred = self.colour(p, a)
+        return ChunkPrediction(
+            strain_pred, whitened, applied, energy, witness_energy, len(ks), decisions
+        )
+
+    def apply_decision(self, p_ext, ext_lo: int, ext_hi: int, strain, a: int, b: int, applied):
+        """The prediction over ``[a rate - colour_edge, b rate + colour_edge)`` with the
+        decision's gain applied, the GPS intervals of ``[a, b)`` where something is subtracted,
+        and the decision rows of the units starting in ``[a, b)`` (None without a decision).
+        ``p_ext`` covers :meth:`decision_span` of that output, ``strain`` the raw strain."""
+        out_lo, out_hi = a * self.rate - self.colour_edge, b * self.rate + self.colour_edge
+        p = p_ext[out_lo - ext_lo : out_hi - ext_lo]
+        if self.decision is None:
+            return p, applied, None
+        r = self.whitened_strain(strain, ext_lo, ext_hi)
+        decided = decide_span(p_ext, r, out_lo, out_hi, self.decision, self.rate)
+        core = decided.gain[self.colour_edge : decided.gain.numel() - self.colour_edge]
+        rows = decided.rows(self.unit, self.rate, a, b)
+        return p * decided.gain, _on(core, self.rate, a, applied), rows
+
+    def decision_span(self, lo: int, hi: int) -> tuple[int, int]:
+        """Model-rate samples of prediction needed to output ``[lo, hi)`` (wider with a
+        decision: the units it touches and two neighbours each side)."""
+        return span_needed(lo, hi, self.unit) if self.decision is not None else (lo, hi)
+
+    def whitened_strain(self, strain: Block, lo: int, hi: int) -> torch.Tensor:
+        """The raw strain whitened as the training target (float64, model rate) over
+        model-rate samples ``[lo, hi)``, NaN where it is not known: outside ``strain``, within
+        the conditioning edge of its ends and of any NaN/inf sample."""
+        from gwtwin.signal.conditioning import condition_strain
+
+        spec = self.model.spec
+        data = strain.data[0].to(torch.float64)
+        finite = torch.isfinite(data)
+        x0 = round(strain.t0_ns * self.rate / NS)
+        out = torch.full((hi - lo,), float("nan"), dtype=torch.float64)
+        if not finite.any():
+            return out
+        clean = Block(
+            torch.where(finite, data, torch.zeros_like(data))[None],
+            strain.t0_ns,
+            strain.sample_rate,
+            (spec.strain_channel,),
+            strain.units,
+        )
+        r = condition_strain(clean, spec)
+        e = self.strain_edge
+        r[:e] = float("nan")
+        r[r.numel() - e :] = float("nan")
+        if not finite.all():
+            scale = self.rate / strain.sample_rate
+            for i0, i1 in _runs(torch.nonzero(~finite).flatten().numpy()):
+                s0 = max(math.floor(i0 * scale) - e, 0)
+                s1 = min(math.ceil((i1 + 1) * scale) + e, r.numel())
+                r[s0:s1] = float("nan")
+        a0, a1 = max(lo, x0), min(hi, x0 + r.numel())
+        if a1 > a0:
+            out[a0 - lo : a1 - lo] = r[a0 - x0 : a1 - x0]
+        return out
 
     def finite_rows(self, witnesses, wa: int, wb: int, chunk) -> tuple[list[Block], list]:
         """The witness Blocks over ``[wa, wb)`` with NaN/inf samples set to 0, and the model-rate
@@ -341,6 +426,19 @@ def _bin_energy(p: torch.Tensor, size: int) -> np.ndarray:
     """Sum of squares of a model-rate series in bins of ``size`` samples."""
     x = p.to(torch.float64).numpy()
     return (x.reshape(-1, size) ** 2).sum(axis=1)
+
+
+def _on(gain: torch.Tensor, rate: int, a: int, spans) -> list[tuple[float, float]]:
+    """The parts of ``spans`` (GPS intervals) where ``gain`` (model rate, from GPS ``a``) > 0."""
+    idx = torch.nonzero(gain > 0).flatten().numpy()
+    out = []
+    for i0, i1 in _runs(idx):
+        lo, hi = a + i0 / rate, a + (i1 + 1) / rate
+        for s0, s1 in spans:
+            x0, x1 = max(lo, s0), min(hi, s1)
+            if x1 > x0:
+                out.append((x0, x1))
+    return out
 
 
 def _active(ks: list[int], hop: int, rate: int, a: int, b: int) -> list[tuple[float, float]]:

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from gwtwin.configio import validate_config
 from gwtwin.data.channels import CLEANED_SUFFIX
+from gwtwin.infer.decide import DecisionSettings
 
 __all__ = ["GateConfig", "StreamConfig", "StreamStepConfig", "load_stream_config"]
 
@@ -130,6 +131,9 @@ class StreamConfig(BaseModel):
     #: torch threads of the service (1: the network of one window is too small to share, and
     #: threads fight with the rest of the machine; measured in BENCHMARKS.md)
     torch_threads: int = Field(1, ge=1)
+    #: where to subtract, as offline cleaning (``clean.decision``): keep the same settings for
+    #: the stream to equal offline cleaning
+    decision: DecisionSettings = Field(default_factory=DecisionSettings)
     gate: GateConfig = Field(default_factory=GateConfig)
 
     @field_validator("suffix")

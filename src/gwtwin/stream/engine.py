@@ -51,6 +51,7 @@ import torch
 from gwtwin.data import Block
 from gwtwin.data.channels import cleaned_channel
 from gwtwin.errors import GwtwinError
+from gwtwin.infer.decide import Decision
 from gwtwin.infer.predict import NS, GridPredictor, _active, _runs
 from gwtwin.models.twin import TwinModel
 from gwtwin.signal.conditioning import condition_witnesses
@@ -67,16 +68,21 @@ class Increment:
     raw : Block
         The raw strain (float64, strain rate).
     prediction : Block
-        The model's prediction in strain units at the strain rate (before any gating).
+        The model's prediction in strain units at the strain rate, where the subtraction
+        decision keeps it (before the online safety gate).
     whitened : Block
         The whitened prediction at the model rate.
     applied : list of (float, float)
-        GPS intervals where a prediction was made (predictable blocks).
+        GPS intervals where a prediction is subtracted (predictable blocks the decision kept).
     witness_bad : list of (float, float)
         GPS intervals where a witness sample was unusable (NaN, missing, wrong rate).
     provisional : bool
-        Low-latency mode only: some of the future witness data this second's prediction depends
-        on had not arrived (the output is not final offline cleaning).
+        Low-latency mode only: some of the future data this second's prediction or its
+        subtraction decision depends on had not arrived (the output is not final offline
+        cleaning).
+    decisions : dict or None
+        The subtraction decision's rows for the units starting in this second
+        (:data:`gwtwin.infer.decide.UNIT_COLUMNS`); None without a decision.
     """
 
     start: int
@@ -87,6 +93,7 @@ class Increment:
     applied: list[tuple[float, float]]
     witness_bad: list[tuple[float, float]]
     provisional: bool = False
+    decisions: dict | None = None
 
     def cleaned(self, gain=1.0, suffix: str | None = None) -> Block:
         """``raw - gain * prediction`` as the cleaned channel (``gain``: scalar or per sample)."""
@@ -150,6 +157,10 @@ class StreamEngine:
     precision : {"float64", "float32"}
         See :class:`~gwtwin.infer.predict.GridPredictor` (float64: equal to offline cleaning
         to float64 rounding whatever the batching and threads).
+    decision : Decision, optional
+        Where to subtract (:mod:`gwtwin.infer.decide`), as offline cleaning; default
+        ``Decision()`` (offline cleaning's default), ``Decision(enabled=False)`` subtracts
+        wherever a prediction exists.
     """
 
     def __init__(
@@ -160,10 +171,16 @@ class StreamEngine:
         taper: float = 1.0,
         batch_size: int = 16,
         precision: str = "float64",
+        decision: Decision | None = None,
     ):
         self.model = model
         self.grid = GridPredictor(
-            model, taper=taper, batch_size=batch_size, attribute=False, precision=precision
+            model,
+            taper=taper,
+            batch_size=batch_size,
+            attribute=False,
+            precision=precision,
+            decision=Decision() if decision is None else decision,
         )
         g = self.grid
         self.rate, self.hop, self.margin, self.edge = g.rate, g.hop, g.margin, g.edge
@@ -387,7 +404,16 @@ class StreamEngine:
     def _emit(self, s: int) -> Increment | None:
         out_lo = s * self.rate - self.colour_edge
         out_hi = (s + 1) * self.rate + self.colour_edge
-        k_lo, k_hi = out_lo // self.hop, (out_hi - 1) // self.hop
+        ext_lo, ext_hi = self.grid.decision_span(out_lo, out_hi)
+        k_lo, k_hi = ext_lo // self.hop, (ext_hi - 1) // self.hop
+        strain_hi = -(-(ext_hi + self.grid.strain_edge) // self.rate)  # whole s the decision needs
+        limit = self.end if self.seg_end is None else self.seg_end
+        early = False
+        if self.grid.decision is not None and strain_hi > limit:
+            waiting = self.lookahead is None or self.end < s + 1 + self.lookahead
+            if self.seg_end is None and waiting:
+                return None
+            early = self.seg_end is None  # provisional: the strain's future is not known yet
         ok, guessed = {}, set()
         for k in range(k_lo - 1, k_hi + 2):
             status = self.ok.get(k)
@@ -407,7 +433,12 @@ class StreamEngine:
             pred = torch.stack([fresh[k] if k in fresh else self.blocks[k] for k in ks])
         else:
             pred = None
-        p = self.grid.assemble(ks, pred, ok, out_lo, out_hi)
+        p_ext = self.grid.assemble(ks, pred, ok, ext_lo, ext_hi)
+        applied = _active(ks, self.hop, self.rate, s, s + 1)
+        strain_block = self._strain_for(ext_lo) if self.grid.decision is not None else None
+        p, applied, decisions = self.grid.apply_decision(
+            p_ext, ext_lo, ext_hi, strain_block, s, s + 1, applied
+        )
         whitened, strain = self.grid.colour(p, s)
         raw = Block(
             torch.as_tensor(self.strain.view(s, s + 1))[None],
@@ -427,9 +458,22 @@ class StreamEngine:
             raw,
             strain,
             whitened,
-            _active(ks, self.hop, self.rate, s, s + 1),
+            applied,
             bad,
-            provisional=bool(guessed),
+            provisional=bool(guessed) or early,
+            decisions=decisions,
+        )
+
+    def _strain_for(self, ext_lo: int) -> Block:
+        """The buffered raw strain from the earliest second the decision of ``ext_lo..`` needs
+        to the data received (the decision marks what lies beyond as unknown)."""
+        a = max(self.strain.t0, (ext_lo - self.grid.strain_edge) // self.rate)
+        return Block(
+            torch.as_tensor(self.strain.view(a, self.end))[None],
+            a * NS,
+            float(self.strain_rate),
+            (self.strain_channel,),
+            (self.model.spec.strain_unit,),
         )
 
     def _trim(self) -> None:

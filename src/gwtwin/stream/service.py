@@ -135,6 +135,7 @@ class StreamService:
             taper=c.taper,
             batch_size=c.batch_size,
             precision=self.precision,
+            decision=c.decision.decision(),
         )
 
     @property

@@ -1,0 +1,167 @@
+"""The subtraction decision (gwtwin.infer.decide): its null calibration, its rules, its locality."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy import stats
+
+from gwtwin.errors import GwtwinError
+from gwtwin.infer.decide import (
+    Decision,
+    DecisionSettings,
+    decide,
+    decide_span,
+    gain,
+    span_needed,
+    unit_stats,
+)
+
+RATE = 1024
+
+
+def _sine_gaussian(n, centre, f0, q, snr, rate=RATE):
+    t = (np.arange(n) - centre) / rate
+    tau = q / (np.sqrt(2) * np.pi * f0)
+    x = np.exp(-((t / tau) ** 2)) * np.sin(2 * np.pi * f0 * t)
+    return x * snr / np.linalg.norm(x)
+
+
+def test_the_drop_under_an_unrelated_prediction_has_the_stated_null_distribution():
+    # D = 2<r, p> - |p|^2 with r white: mean -|p|^2, standard deviation 2 |p| (module docstring)
+    rng = np.random.default_rng(1)
+    n_units, norm = 4000, 3.0
+    r = torch.tensor(rng.standard_normal(n_units * RATE))
+    p = torch.tensor(rng.standard_normal(n_units * RATE))
+    p = p.reshape(n_units, RATE) / p.reshape(n_units, RATE).norm(dim=1, keepdim=True) * norm
+    s = unit_stats(p.reshape(-1), r, 0, RATE)
+    assert np.mean(s.drop) == pytest.approx(-(norm**2), abs=4 * 2 * norm / math.sqrt(n_units))
+    assert np.std(s.drop) == pytest.approx(2 * norm, rel=0.05)
+    assert np.median(s.sigma) == pytest.approx(1.0, rel=0.01)  # the robust noise level
+    kept, reason = decide(s, Decision(extend=False))
+    # false keeps: at most the Gaussian tail beyond margin + |p| / 2 (3 sigma: 1.35e-3 at most)
+    bound = stats.norm.sf(3.0 + norm / 2)
+    assert kept.mean() <= bound + 3 * math.sqrt(bound / n_units) + 1 / n_units
+    assert set(reason) <= {"not_significant", "worse"}
+    # z ~ N(-|p| / 2, 1): "worse" (z <= -3) with probability Phi(-1.5) = 6.7 %
+    assert np.mean(reason == "worse") == pytest.approx(stats.norm.cdf(-1.5), abs=0.015)
+
+
+def test_an_exact_prediction_of_a_glitch_is_kept_with_the_expected_significance():
+    rng = np.random.default_rng(2)
+    r = rng.standard_normal(8 * RATE)
+    c = np.zeros_like(r)
+    c[4 * RATE : 5 * RATE] = _sine_gaussian(RATE, RATE // 2, 120.0, 8.0, 12.0)
+    s = unit_stats(torch.tensor(c), torch.tensor(r + c), 0, RATE)
+    assert s.z[4] == pytest.approx(12.0 / 2, abs=1.5)  # z ~ |c| / (2 sigma)
+    kept, reason = decide(s, Decision())
+    assert reason[4] == "improved" and kept[4]
+    # its neighbours have nothing predicted: no extension, nothing subtracted
+    assert list(reason[:4]) == ["no_prediction"] * 4 and not kept[[3, 5]].any()
+
+
+def test_a_glitch_crossing_a_unit_boundary_is_subtracted_whole():
+    rng = np.random.default_rng(3)
+    r = rng.standard_normal(8 * RATE)
+    c = _sine_gaussian(8 * RATE, 4 * RATE + 150, 40.0, 20.0, 30.0)  # mostly in unit 4
+    assert 0.5 < np.sum(c[: 4 * RATE] ** 2) < 9  # a tail in unit 3, too weak alone
+    p = torch.tensor(c)
+    s = unit_stats(p, torch.tensor(r + c), 0, RATE)
+    kept, reason = decide(s, Decision())
+    assert reason[4] == "improved" and reason[3] == "extended" and kept[3]
+    kept_no, reason_no = decide(s, Decision(extend=False))
+    assert not kept_no[3] and reason_no[3] == "not_significant"
+
+
+def test_a_wrong_prediction_is_never_subtracted_and_the_gain_tapers_out():
+    rng = np.random.default_rng(4)
+    r = rng.standard_normal(12 * RATE)
+    c = _sine_gaussian(12 * RATE, 6 * RATE + 512, 100.0, 8.0, 20.0)
+    wrong = _sine_gaussian(12 * RATE, 6 * RATE + 512, 300.0, 8.0, 20.0)  # another glitch
+    d = decide_span(torch.tensor(wrong), torch.tensor(r + c), 2 * RATE, 10 * RATE, Decision(), RATE)
+    assert not d.kept.any() and "worse" in set(d.reason)
+    assert float(d.gain.abs().max()) == 0.0
+    good = decide_span(torch.tensor(c), torch.tensor(r + c), 2 * RATE, 10 * RATE, Decision(), RATE)
+    g = good.gain.numpy()
+    unit = 6 - 2  # unit 6 in the gain's frame (it starts at unit 2)
+    assert np.all(g[unit * RATE : (unit + 1) * RATE] == 1.0)
+    ramp = RATE // 4
+    fall = 0.5 + 0.5 * np.cos(np.pi * (np.arange(ramp) + 0.5) / ramp)
+    np.testing.assert_allclose(g[(unit + 1) * RATE : (unit + 1) * RATE + ramp], fall)
+    np.testing.assert_allclose(g[unit * RATE - ramp : unit * RATE], fall[::-1])
+    assert np.all(g[(unit + 1) * RATE + ramp : (unit + 2) * RATE] == 0.0)
+    assert np.max(np.abs(np.diff(g))) < 4.0 / ramp  # never a step
+
+
+def test_decisions_are_local_so_any_span_decides_the_same():
+    rng = np.random.default_rng(5)
+    n = 64 * RATE
+    r = rng.standard_normal(n)
+    p = np.zeros(n)
+    for k in range(4, 60, 5):
+        p += _sine_gaussian(n, k * RATE + rng.integers(0, RATE), rng.uniform(30, 300), 8.0, 9.0)
+    r = r + p + 0.3 * rng.standard_normal(n)  # predictions not quite exact
+    p[20 * RATE : 30 * RATE] += 0.1 * rng.standard_normal(10 * RATE)  # some noise predicted
+    whole = decide_span(torch.tensor(p), torch.tensor(r), 2 * RATE, 62 * RATE, Decision(), RATE)
+    pieces = []
+    for a in range(2, 62, 7):
+        b = min(a + 7, 62)
+        lo, hi = span_needed(a * RATE, b * RATE, RATE)
+        d = decide_span(
+            torch.tensor(p[lo:hi]),
+            torch.tensor(r[lo:hi]),
+            a * RATE,
+            b * RATE,
+            Decision(),
+            RATE,
+        )
+        pieces.append(d.gain)
+    np.testing.assert_array_equal(torch.cat(pieces).numpy(), whole.gain.numpy())
+    assert 0 < whole.kept.sum() < whole.kept.size
+
+
+def test_units_without_strain_or_prediction_are_named_and_not_kept():
+    rng = np.random.default_rng(6)
+    r = rng.standard_normal(6 * RATE)
+    c = _sine_gaussian(6 * RATE, 2 * RATE + 500, 100, 8, 20)
+    r = r + c
+    r[4 * RATE + 10] = np.nan
+    c[4 * RATE : 5 * RATE] += 0.5 * rng.standard_normal(RATE)
+    s = unit_stats(torch.tensor(c), torch.tensor(r), 0, RATE)
+    kept, reason = decide(s, Decision())
+    assert reason[4] == "no_strain" and not kept[4]
+    assert reason[0] == "no_prediction" and reason[2] == "improved"
+    off = decide(s, Decision(enabled=False))[0]
+    assert off[4] and off[2] and not off[0]  # disabled: wherever a prediction exists
+
+
+def test_gain_of_isolated_kept_units():
+    g = gain(np.array([False, True, False, False, True, True, False]), 8, 2).numpy()
+    fall = 0.5 + 0.5 * np.cos(np.pi * (np.arange(2) + 0.5) / 2)
+    np.testing.assert_allclose(g[6:8], fall[::-1])
+    np.testing.assert_array_equal(g[8:16], 1.0)
+    np.testing.assert_allclose(g[16:18], fall)
+    assert np.all(g[18:30] == 0.0) and np.all(g[40:48] == 1.0)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"unit_duration": 0.3}, r"unit_duration 0.3 s is not a whole number of samples"),
+        ({"unit_duration": 0.75}, r"must divide a second or be a whole number of seconds"),
+        ({"ramp_duration": 2.0}, r"ramp_duration must be in \[0, unit_duration = 1\] s"),
+        ({"unit_duration": 0.0}, r"unit_duration must be > 0 s"),
+    ],
+)
+def test_bad_decision_settings_are_named(kwargs, message):
+    with pytest.raises(GwtwinError, match=message):
+        Decision(**kwargs).unit_size(RATE)
+
+
+def test_decision_settings_refuse_unknown_keys():
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="margin_sigmas"):
+        DecisionSettings.model_validate({"margin_sigmas": 3})
+    assert DecisionSettings().decision() == Decision()
