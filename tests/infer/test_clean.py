@@ -1,10 +1,12 @@
 """``gwtwin clean`` on a small simulated scenario with a small (untrained, seeded) twin model.
 
-What is checked does not need a good model: the cleaned strain is exactly raw minus the
-predicted channel; chunks of any length give the one-pass output; gaps in the input stay gaps
-and leave the flags' known time; NaN witness samples switch the prediction off around them
-(and out of GWTWIN-CLEANING_APPLIED) instead of poisoning the output; the flag files read back
-with gwpy; a missing witness is refused by name; the CLI writes the same files.
+What is checked does not need a good model (the subtraction decision is off, except in the
+test that shows it keeps this wrong model from making strain worse): the cleaned strain is
+exactly raw minus the predicted channel; chunks of any length give the one-pass output; gaps
+in the input stay gaps and leave the flags' known time; NaN witness samples switch the
+prediction off around them (and out of GWTWIN-CLEANING_APPLIED) instead of poisoning the
+output; the flag files read back with gwpy; a missing witness is refused by name; the CLI
+writes the same files.
 """
 
 from __future__ import annotations
@@ -88,7 +90,9 @@ def scenario(tmp_path_factory):
 
 
 def _small(**overrides) -> CleanConfig:
-    base = {"images": 2, "tensorboard": False}
+    # the mechanics below need the untrained model's prediction subtracted everywhere, so the
+    # subtraction decision (which withholds a wrong model's prediction) is off unless asked
+    base = {"images": 2, "tensorboard": False, "decision": {"enabled": False}}
     base.update(overrides)
     return load_clean_config(base)
 
@@ -338,3 +342,57 @@ def test_attribution_shortcut_matches_ablation(scenario):
         rtol=1e-4,
         atol=1e-6 * exact.max(),
     )
+
+
+def _unit_powers(raw, cleaned, rate, t0):
+    """Whitened power per 1 s of raw and cleaned strain (one reference whitening: the median
+    Welch PSD of the raw strain) and the norm of the whitened subtraction."""
+    from gwtwin.signal.spectral import psd_block
+    from gwtwin.signal.whitening import Whitener
+
+    whiten = Whitener(psd_block(raw, fftlength=4.0), rate)
+    w_raw = whiten(raw.data[0].numpy())
+    w_cl = whiten(cleaned.numpy())
+    n = int(rate)
+    edge = 4 * n
+    units = (w_raw.size - 2 * edge) // n
+    r = w_raw[edge : edge + units * n].reshape(units, n)
+    c = w_cl[edge : edge + units * n].reshape(units, n)
+    return (r**2).sum(1), (c**2).sum(1), np.sqrt(((r - c) ** 2).sum(1))
+
+
+def test_the_decision_keeps_a_wrong_model_from_making_strain_worse(scenario, one_pass, tmp_path):
+    """The untrained model is a wrong model: subtracted everywhere it adds its noise to
+    strain; with the decision (the default) no second gets worse beyond the stated margin
+    and the ASD is unchanged."""
+    from scipy.signal import welch
+
+    src, twin = scenario
+    out, _ = one_pass
+    summary = clean_frames(
+        src / "frames", tmp_path / "decided", _small(decision={}), model=twin, log=str
+    )
+    decision = summary["decision"]
+    assert decision["enabled"] and (tmp_path / "decided" / "decisions.csv").is_file()
+    assert decision["units"] == DURATION
+    raw = read(src / "frames", [STRAIN]).block
+    name = summary["cleaned_channel"]
+    everywhere = _output(out, [name]).block.data[0]
+    decided = _output(tmp_path / "decided", [name]).block.data[0]
+    margin = 3.0  # clean.veto.margin_sigma: 3 standard deviations 2 |subtracted| of the drop
+    p_raw, p_all, d_all = _unit_powers(raw, everywhere, raw.sample_rate, START)
+    _, p_dec, d_dec = _unit_powers(raw, decided, raw.sample_rate, START)
+    # subtracted everywhere, the wrong model makes seconds worse beyond the margin ...
+    assert np.max(p_all - p_raw - margin * 2 * d_all) > 0
+    # ... decided, none
+    assert np.all(p_dec - p_raw <= margin * 2 * d_dec + 1e-9)
+    assert decision["units_kept"] < decision["units_with_prediction"]
+    f, a_raw = welch(raw.data[0].numpy(), raw.sample_rate, nperseg=int(4 * raw.sample_rate))
+    _, a_dec = welch(decided.numpy(), raw.sample_rate, nperseg=int(4 * raw.sample_rate))
+    band = (f >= 10) & (f <= 1000)
+    ratio = np.sqrt(a_dec[band] / a_raw[band])
+    # no bin gets noisier; below 1 where even this model's fringe features took some of the
+    # (dense) scattered light: every kept band lowered the power of its unit significantly
+    assert ratio.max() <= 1.01
+    _, a_all = welch(everywhere.numpy(), raw.sample_rate, nperseg=int(4 * raw.sample_rate))
+    assert np.sqrt(a_all[band] / a_raw[band]).max() > 1.05  # what it did without the decision

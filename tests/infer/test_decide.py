@@ -39,7 +39,7 @@ def test_the_drop_under_an_unrelated_prediction_has_the_stated_null_distribution
     assert np.mean(s.drop) == pytest.approx(-(norm**2), abs=4 * 2 * norm / math.sqrt(n_units))
     assert np.std(s.drop) == pytest.approx(2 * norm, rel=0.05)
     assert np.median(s.sigma) == pytest.approx(1.0, rel=0.01)  # the robust noise level
-    kept, reason = decide(s, Decision(extend=False))
+    kept, reason = decide(s, Decision(extend=False, pool_units=0))
     # false keeps: at most the Gaussian tail beyond margin + |p| / 2 (3 sigma: 1.35e-3 at most)
     bound = stats.norm.sf(3.0 + norm / 2)
     assert kept.mean() <= bound + 3 * math.sqrt(bound / n_units) + 1 / n_units
@@ -70,28 +70,60 @@ def test_a_glitch_crossing_a_unit_boundary_is_subtracted_whole():
     s = unit_stats(p, torch.tensor(r + c), 0, RATE)
     kept, reason = decide(s, Decision())
     assert reason[4] == "improved" and reason[3] == "extended" and kept[3]
-    kept_no, reason_no = decide(s, Decision(extend=False))
+    kept_no, reason_no = decide(s, Decision(extend=False, pool_units=0))
     assert not kept_no[3] and reason_no[3] == "not_significant"
+
+
+def _decide(p, r, a, b, decision=None):
+    """decide_span over units [a, b) of arrays that start at sample 0."""
+    decision = decision or Decision()
+    lo, hi = span_needed(a * RATE, b * RATE, RATE, decision)
+    return decide_span(
+        torch.tensor(p[lo:hi]), torch.tensor(r[lo:hi]), a * RATE, b * RATE, decision, RATE
+    )
 
 
 def test_a_wrong_prediction_is_never_subtracted_and_the_gain_tapers_out():
     rng = np.random.default_rng(4)
-    r = rng.standard_normal(12 * RATE)
-    c = _sine_gaussian(12 * RATE, 6 * RATE + 512, 100.0, 8.0, 20.0)
-    wrong = _sine_gaussian(12 * RATE, 6 * RATE + 512, 300.0, 8.0, 20.0)  # another glitch
-    d = decide_span(torch.tensor(wrong), torch.tensor(r + c), 2 * RATE, 10 * RATE, Decision(), RATE)
-    assert not d.kept.any() and "worse" in set(d.reason)
-    assert float(d.gain.abs().max()) == 0.0
-    good = decide_span(torch.tensor(c), torch.tensor(r + c), 2 * RATE, 10 * RATE, Decision(), RATE)
-    g = good.gain.numpy()
-    unit = 6 - 2  # unit 6 in the gain's frame (it starts at unit 2)
-    assert np.all(g[unit * RATE : (unit + 1) * RATE] == 1.0)
+    r = rng.standard_normal(14 * RATE)
+    c = _sine_gaussian(14 * RATE, 7 * RATE + 512, 100.0, 8.0, 20.0)
+    wrong = _sine_gaussian(14 * RATE, 7 * RATE + 512, 300.0, 8.0, 20.0)  # another glitch
+    one = Decision(band_low=None)  # one band: the gain's shape is that of the unit rule
+    d = _decide(wrong, r + c, 6, 8, one)
+    assert not d.kept.any() and "worse" in set(d.reason.ravel())
+    assert float(d.gain.abs().max()) == 0.0 and float(d.prediction.abs().max()) == 0.0
+    banded = _decide(wrong, r + c, 6, 8)
+    assert not banded.kept.any() and float(banded.prediction.abs().max()) == 0.0
+    g = _decide(c, r + c, 6, 8, one).gain[0].numpy()
+    assert np.all(g[RATE : 2 * RATE] == 1.0)  # unit 7
     ramp = RATE // 4
     fall = 0.5 + 0.5 * np.cos(np.pi * (np.arange(ramp) + 0.5) / ramp)
-    np.testing.assert_allclose(g[(unit + 1) * RATE : (unit + 1) * RATE + ramp], fall)
-    np.testing.assert_allclose(g[unit * RATE - ramp : unit * RATE], fall[::-1])
-    assert np.all(g[(unit + 1) * RATE + ramp : (unit + 2) * RATE] == 0.0)
+    np.testing.assert_allclose(g[RATE - ramp : RATE], fall[::-1])
+    assert np.all(g[: RATE - ramp] == 0.0)
     assert np.max(np.abs(np.diff(g))) < 4.0 / ramp  # never a step
+
+
+def test_a_steady_coupling_is_kept_everywhere_by_pooling():
+    # a continuous coupling with |c|^2 = 25 per unit: z ~ 2.5 per unit, Z ~ 6 over 9 units
+    rng = np.random.default_rng(7)
+    n = 40 * RATE
+    t = np.arange(n) / RATE
+    c = np.sin(2 * np.pi * 50.0 * t) * np.sqrt(2 * 25.0 / RATE)
+    r = rng.standard_normal(n) + c
+    one = Decision(band_low=None)
+    pooled = _decide(c, r, 6, 34, one)
+    assert pooled.kept.mean() >= 0.85 and "pooled" in set(pooled.reason.ravel())
+    alone = _decide(c, r, 6, 34, Decision(pool_units=0, extend=False, band_low=None))
+    assert alone.kept.mean() < 0.6  # z ~ 2.5 +- 1: the unit rule alone keeps a third
+    # in bands: the line's own band (32-64 Hz) decides alike, the others have no prediction
+    banded = _decide(c, r, 6, 34)
+    band = banded.bands.index((32.0, 64.0))
+    assert banded.kept[band].mean() >= 0.85
+    others = np.delete(banded.reason, band, axis=0)
+    assert set(others.ravel()) == {"no_prediction"}
+    # a noise prediction of the same size is never pooled in
+    noise = rng.standard_normal(n) * np.sqrt(25.0 / RATE)
+    assert not _decide(noise, r, 6, 34).kept.any()
 
 
 def test_decisions_are_local_so_any_span_decides_the_same():
@@ -103,21 +135,10 @@ def test_decisions_are_local_so_any_span_decides_the_same():
         p += _sine_gaussian(n, k * RATE + rng.integers(0, RATE), rng.uniform(30, 300), 8.0, 9.0)
     r = r + p + 0.3 * rng.standard_normal(n)  # predictions not quite exact
     p[20 * RATE : 30 * RATE] += 0.1 * rng.standard_normal(10 * RATE)  # some noise predicted
-    whole = decide_span(torch.tensor(p), torch.tensor(r), 2 * RATE, 62 * RATE, Decision(), RATE)
-    pieces = []
-    for a in range(2, 62, 7):
-        b = min(a + 7, 62)
-        lo, hi = span_needed(a * RATE, b * RATE, RATE)
-        d = decide_span(
-            torch.tensor(p[lo:hi]),
-            torch.tensor(r[lo:hi]),
-            a * RATE,
-            b * RATE,
-            Decision(),
-            RATE,
-        )
-        pieces.append(d.gain)
-    np.testing.assert_array_equal(torch.cat(pieces).numpy(), whole.gain.numpy())
+    whole = _decide(p, r, 8, 56)
+    pieces = [_decide(p, r, a, min(a + 7, 56)).prediction for a in range(8, 56, 7)]
+    # the band filters run by FFT over each span: equal to rounding
+    np.testing.assert_allclose(torch.cat(pieces).numpy(), whole.prediction.numpy(), atol=1e-12)
     assert 0 < whole.kept.sum() < whole.kept.size
 
 
@@ -134,6 +155,35 @@ def test_units_without_strain_or_prediction_are_named_and_not_kept():
     assert reason[0] == "no_prediction" and reason[2] == "improved"
     off = decide(s, Decision(enabled=False))[0]
     assert off[4] and off[2] and not off[0]  # disabled: wherever a prediction exists
+
+
+def test_bands_sum_back_and_a_wrong_band_is_left_alone():
+    from gwtwin.infer.decide import band_filters, split_bands
+
+    rng = np.random.default_rng(8)
+    bands, taps = band_filters(Decision(), RATE)
+    assert bands[0] == (0.0, 16.0) and bands[-1] == (256.0, 512.0) and len(bands) == 6
+    x = rng.standard_normal(8 * RATE)
+    np.testing.assert_allclose(split_bands(x, taps).sum(0), x, atol=1e-12)
+    # right in 64-128 Hz (a glitch at 100 Hz), noise of the same size in 256-512 Hz
+    n = 24 * RATE
+    r = rng.standard_normal(n)
+    c = _sine_gaussian(n, 12 * RATE + 400, 100.0, 20.0, 25.0)
+    r = r + c
+    wrong = split_bands(rng.standard_normal(n), taps)[-1]
+    wrong *= 25.0 / np.linalg.norm(wrong[12 * RATE : 13 * RATE])
+    d = _decide(c + wrong, r, 10, 14)
+    unit = 12 - 10  # the rows start at unit 10; the span's decisions one unit earlier (ramps)
+    glitch_band = d.bands.index((64.0, 128.0))
+    assert d.kept[glitch_band, unit + 1] and not d.kept[-1].any()
+    assert set(d.reason[-1]) <= {"worse", "not_significant"}
+    rows = d.rows(RATE, RATE, 10, 14)
+    assert rows["kept"][unit] and "64-128" in rows["bands"][unit]
+    assert "256-512" not in rows["bands"][unit] and rows["reason"][unit] == "improved"
+    # the subtraction takes the glitch and leaves the high band's noise out
+    left = (r - c)[12 * RATE : 13 * RATE]
+    cleaned = (r[10 * RATE : 14 * RATE] - d.prediction.numpy())[2 * RATE : 3 * RATE]
+    assert np.sum(cleaned**2) < np.sum(left**2) + 3 * 2 * 3.0  # within noise of the truth
 
 
 def test_gain_of_isolated_kept_units():

@@ -342,7 +342,7 @@ def clean_frames(
                 )
             writer.add(out)
             applied += pred.active
-            energies.append((a, pred.energy, pred.witness_energy))
+            energies.append((a, pred.energy, pred.witness_energy, pred.applied_energy))
             if pred.decisions is not None:
                 for key, values in pred.decisions.items():
                     units.setdefault(key, []).extend(values)
@@ -448,13 +448,14 @@ def json_default(value):
 
 
 class _Attribution:
-    """Prediction energies in 1/64 s bins, looked up by GPS interval: the model's whole
-    prediction before the subtraction decision (``energy``: what the model tried to subtract,
-    whitened SNR^2) and, with attribution, each witness's part (``explain``)."""
+    """Prediction energies in 1/64 s bins, looked up by GPS interval, in the model's whitening
+    (whitened SNR^2): the model's whole prediction before the subtraction decision (``energy``:
+    what the model tried to subtract), what was subtracted (``applied``) and, with
+    attribution, each witness's part of the former (``explain``)."""
 
     def __init__(self, energies, channels):
         self.channels = list(channels)
-        self.pieces = list(energies)
+        self.pieces = list(energies)  # (gps, energy, witness_energy or None, applied_energy)
 
     @staticmethod
     def _bins(a, n, tstart, tend):
@@ -462,21 +463,28 @@ class _Attribution:
         i1 = min(int(math.ceil((tend - a) * BINS_PER_SECOND)), n)
         return i0, i1
 
-    def energy(self, tstart: float, tend: float) -> float:
-        """Energy of the model's prediction (before the decision) in ``[tstart, tend]``,
-        whitened SNR^2."""
+    def _sum(self, which: int, tstart: float, tend: float) -> float:
         total = 0.0
-        for a, e, _ in self.pieces:
+        for piece in self.pieces:
+            a, e = piece[0], piece[which]
             i0, i1 = self._bins(a, e.size, tstart, tend)
             if i1 > i0:
                 total += float(e[i0:i1].sum())
         return total
 
+    def energy(self, tstart: float, tend: float) -> float:
+        """Energy of the model's prediction before the decision in ``[tstart, tend]``."""
+        return self._sum(1, tstart, tend)
+
+    def applied(self, tstart: float, tend: float) -> float:
+        """Energy of the subtracted (decided) prediction in ``[tstart, tend]``."""
+        return self._sum(3, tstart, tend)
+
     def explain(self, tstart: float, tend: float) -> str:
         """The witness carrying most of the prediction's energy in ``[tstart, tend]`` ("" when
         none, or without attribution)."""
         total = np.zeros(len(self.channels))
-        for a, _, w in self.pieces:
+        for a, _, w, _ in self.pieces:
             if w is None:
                 continue
             i0, i1 = self._bins(a, w.shape[1], tstart, tend)

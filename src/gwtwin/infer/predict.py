@@ -80,6 +80,7 @@ class ChunkPrediction:
     witness_energy: np.ndarray | None = None
     n_windows: int = 0
     decisions: dict | None = None  #: per-unit decision rows (:data:`decide.UNIT_COLUMNS`)
+    applied_energy: np.ndarray | None = None  #: energy per bin of what is subtracted
 
 
 @dataclass
@@ -162,9 +163,10 @@ class GridPredictor:
             self.decision = None
         self.unit = self.decision.unit_size(self.rate) if self.decision else 0
         reach = self.colour_edge + 2 * self.hop + self.margin + self.edge
-        if self.decision is not None:  # the units the output touches, and 2 more each side
-            u = self.unit
-            reach += 3 * u if u > self.rate else 2 * u + (-self.colour_edge) % u
+        if self.decision is not None:  # the units the output touches, and more each side
+            u, more = self.unit, 1 + self.decision.reach
+            reach += (more + 1) * u if u > self.rate else more * u + (-self.colour_edge) % u
+            reach += self.decision.filter_half(self.rate)
         self.context = math.ceil(reach / self.rate)  # whole seconds
         self.strain_edge = math.ceil(m.spec.condition_edge_duration * self.rate)
 
@@ -243,8 +245,16 @@ class GridPredictor:
         applied = _active(ks, self.hop, self.rate, a, b)
         p, applied, decisions = self.apply_decision(p_ext, ext_lo, ext_hi, strain, a, b, applied)
         whitened, strain_pred = self.colour(p, a)
+        applied_energy = energy if decisions is None else _bin_energy(whitened.data[0], self.bin)
         return ChunkPrediction(
-            strain_pred, whitened, applied, energy, witness_energy, len(ks), decisions
+            strain_pred,
+            whitened,
+            applied,
+            energy,
+            witness_energy,
+            len(ks),
+            decisions,
+            applied_energy,
         )
 
     def apply_decision(self, p_ext, ext_lo: int, ext_hi: int, strain, a: int, b: int, applied):
@@ -257,15 +267,20 @@ class GridPredictor:
         if self.decision is None:
             return p, applied, None
         r = self.whitened_strain(strain, ext_lo, ext_hi)
-        decided = decide_span(p_ext, r, out_lo, out_hi, self.decision, self.rate)
-        core = decided.gain[self.colour_edge : decided.gain.numel() - self.colour_edge]
+        decided = decide_span(
+            p_ext, r, out_lo, out_hi, self.decision, self.rate, self.model.spec.highpass
+        )
+        on = decided.gain.amax(0)
+        core = on[self.colour_edge : on.numel() - self.colour_edge]
         rows = decided.rows(self.unit, self.rate, a, b)
-        return p * decided.gain, _on(core, self.rate, a, applied), rows
+        return decided.prediction, _on(core, self.rate, a, applied), rows
 
     def decision_span(self, lo: int, hi: int) -> tuple[int, int]:
         """Model-rate samples of prediction needed to output ``[lo, hi)`` (wider with a
         decision: the units it touches and two neighbours each side)."""
-        return span_needed(lo, hi, self.unit) if self.decision is not None else (lo, hi)
+        if self.decision is None:
+            return lo, hi
+        return span_needed(lo, hi, self.unit, self.decision)
 
     def whitened_strain(self, strain: Block, lo: int, hi: int) -> torch.Tensor:
         """The raw strain whitened as the training target (float64, model rate) over
@@ -408,7 +423,8 @@ class GridPredictor:
                 block[-nt:] *= self._rise.flip(0)
             lo, hi = k * self.hop - out_lo, (k + 1) * self.hop - out_lo
             s0, s1 = max(lo, 0), min(hi, p.numel())
-            p[s0:s1] = block[s0 - lo : s1 - lo]
+            if s1 > s0:
+                p[s0:s1] = block[s0 - lo : s1 - lo]
         return p
 
 

@@ -253,7 +253,7 @@ class StreamEngine:
         self.blocks: dict[int, torch.Tensor] = {}
         self.ok: dict[int, bool] = {}
         out_lo = first * self.rate - self.colour_edge
-        self._k_next = out_lo // self.hop - 1
+        self._k_next = self.grid.decision_span(out_lo, out_lo + 1)[0] // self.hop - 1
 
     def feed(self, start: int, end: int, strain, witnesses) -> None:
         """Append raw data over GPS ``[start, end)`` (whole seconds, contiguous with the last).
@@ -484,7 +484,8 @@ class StreamEngine:
         self.strain.trim(keep)
         for series in self.witness.values():
             series.trim(keep)
-        k_min = (self.next_out * self.rate - self.colour_edge) // self.hop - 1
+        out_lo = self.next_out * self.rate - self.colour_edge
+        k_min = self.grid.decision_span(out_lo, out_lo + 1)[0] // self.hop - 1
         for k in [k for k in self.blocks if k < k_min]:
             del self.blocks[k]
         for k in [k for k in self.ok if k < k_min]:

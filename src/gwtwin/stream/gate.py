@@ -9,8 +9,12 @@ independent of the streaming loop, for offline "do no harm" use.
 
 Semantics
 ---------
-* The decision for increment ``[t, t + T)`` uses the data up to ``t + T`` and applies to that same
-  increment. Two checks, both on the *ungated* prediction (what the model would do, so that the
+* Where to subtract is first decided by offline cleaning's own rule, inside the engine
+  (:mod:`gwtwin.infer.decide`: per 1 s unit and octave band, only where the whitened strain's
+  power drops significantly), so the stream equals offline cleaning; this gate is the
+  service's second line, on the net effect over a window. The decision for increment
+  ``[t, t + T)`` uses the data up to ``t + T`` and applies to that same increment. Two
+  checks, both on the *ungated* prediction (what the decided model would do, so that the
   gate can tell when the model is trustworthy again):
 
   - **ASD ratio over the window**: ``cleaned = raw - prediction`` over the sliding ``window`` s
