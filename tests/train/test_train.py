@@ -131,6 +131,22 @@ def test_registry_model_reproduces_logged_numbers(trained, ts_dataset):
     assert any(r.startswith("torch==") for r in reqs) and "torch" not in reqs
     assert all("+" not in r for r in reqs)
     assert (workdir / "mlflow.db").is_file() and (workdir / "mlartifacts").is_dir()
+    # the quiet windows' ASD ratio is logged like the other numbers
+    assert again["quiet_asd_ratio_max"] >= again["quiet_asd_ratio_median"] > 0
+    assert logged["best_val_quiet_asd_ratio_median"] == pytest.approx(
+        again["quiet_asd_ratio_median"], rel=1e-6
+    )
+    # the witness gate's choice: no linear stage here (linear_taps 0), so auto gates nothing
+    gate = result.witness_gate
+    assert gate["mode"] == "auto" and gate["gated"] == []
+    assert gate["reason"] == "no linear stage to score the gate with"
+    assert json.loads(run.data.params["witness_gate.gated"]) == []
+    saved = json.loads((workdir / "result.json").read_text())["witness_gate"]
+    assert saved["witnesses"]["X1:WIT_A"]["gated"] is False
+    local = MlflowClient(tracking_uri=result.tracking_uri).download_artifacts(
+        result.run_id, "witness-gate.json", str(workdir)
+    )
+    assert json.loads(open(local).read())["reason"] == gate["reason"]
 
 
 def test_models_list_and_promote(trained):

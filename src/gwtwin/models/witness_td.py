@@ -7,6 +7,13 @@ default), e.g. the resampled, standardised witnesses and the scattered-light fri
 
 The architecture follows the couplings it has to learn:
 
+0. **excess-power gate** (:meth:`WitnessTD.gate_inputs`, first, for the network and the linear
+   stage alike): a gated feature row ``x`` becomes ``g x`` with the time-local Wiener gain
+   ``g = clamp(1 - alpha F / P, 0, 1)``, ``P`` its power in a unit-sum Hann window of
+   ``gate_duration`` s.  A witness's sensor-noise floor ``F`` does not couple into strain, but a
+   time-invariant filter solved on glitch-rich windows passes it through at full gain in quiet
+   time; the gate closes below ``alpha F``.  ``gate_floor`` / ``gate_alpha`` are buffers fitted
+   from the data (:mod:`gwtwin.train.gate`); a zero floor leaves a row (and the model) unchanged.
 1. **pointwise products at the full rate**: ``(A x) * (B x)`` (``products`` channels, 1x1
    projections) are appended to the features.  Scattered light is a memoryless function of the
    displacement (linear in the fringe features), the power-line coupling is the product mains x
@@ -158,6 +165,9 @@ class WitnessTD(nn.Module):
         Features that feed only the linear stage, not the network (training sets the features
         of fringe-conditioned witnesses here: scattered light is linear in them, and a network
         seeing them added 2-4 % of a scattered-light glitch's power back as error).
+    gate_duration : float
+        Length of the excess-power gate's Hann window, s (an odd number of samples); the gate
+        itself is off until :meth:`set_gate` gives a row a floor.
     """
 
     def __init__(
@@ -182,6 +192,7 @@ class WitnessTD(nn.Module):
         linear_filter_size: int = 0,
         linear_pairs: list[list[int]] | None = None,
         linear_only: list[int] | None = None,
+        gate_duration: float = 0.0625,
     ):
         super().__init__()
         self.hparams_ = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
@@ -206,7 +217,12 @@ class WitnessTD(nn.Module):
         ):
             if value < 0 or (value and value % 2 != 1):
                 raise ConfigError(f"{key} must be 0 or a positive odd number, found {value}")
+        if not gate_duration > 0:
+            raise ConfigError(f"gate_duration must be > 0 s, found {gate_duration}")
         self.in_channels = int(in_channels)
+        self.gate_size = 2 * (round(gate_duration * sample_rate) // 2) + 1  # odd
+        self.register_buffer("gate_floor", torch.zeros(self.in_channels))
+        self.register_buffer("gate_alpha", torch.zeros(self.in_channels))
         only = sorted({int(i) for i in (linear_only or [])})
         if only and not linear_taps:
             raise ConfigError(
@@ -296,10 +312,11 @@ class WitnessTD(nn.Module):
         taps = torch.zeros(fir_channels, fir_size)
         taps[:, fir_size // 2] = 1.0
         self.fir = nn.Parameter(taps)
-        if linear_size // 2 > self.margin:
+        if linear_size and linear_size // 2 + self.gate_half > self.margin:
+            reach = linear_size // 2 + self.gate_half
             raise ConfigError(
                 f"the linear stage (whitening filter of {self.linear_filter_size} taps + "
-                f"{self.linear_taps} lags: +-{linear_size // 2 / sample_rate:.2f} s) exceeds the "
+                f"{self.linear_taps} lags + the gate: +-{reach / sample_rate:.2f} s) exceeds the "
                 f"margin (window_duration - target_duration) / 2 = {self.margin / sample_rate:.2f}"
                 " s; lengthen the window, or set model_kwargs.linear_taps: 0 to go without it"
             )
@@ -335,7 +352,12 @@ class WitnessTD(nn.Module):
         linear = getattr(self, "linear_fir", None)
         if linear is not None:
             side = max(side, linear.shape[-1] // 2)
-        return 2 * side + 1
+        return 2 * (side + self.gate_half) + 1
+
+    @property
+    def gate_half(self) -> int:
+        """Half width of the gate's power window, samples (0 for a model saved without it)."""
+        return getattr(self, "gate_size", 1) // 2
 
     @property
     def receptive_field(self) -> float:
@@ -364,6 +386,67 @@ class WitnessTD(nn.Module):
         with torch.no_grad():
             self.fir.copy_(out.to(self.fir.dtype).expand_as(self.fir))
 
+    # -- excess-power gate -------------------------------------------------------------------
+    def set_gate(self, floor, alpha) -> None:
+        """Gate parameters per input row: ``floor`` (the noise power ``F``; 0: not gated) and
+        ``alpha`` (the gate opens where the local power exceeds ``alpha F``)."""
+        floor = torch.as_tensor(floor, dtype=torch.float64).flatten()
+        alpha = torch.as_tensor(alpha, dtype=torch.float64).flatten()
+        n = self.in_channels
+        if floor.numel() != n or alpha.numel() != n:
+            raise GwtwinError(
+                f"expected a gate floor and alpha per input row ({n}), found {floor.numel()} "
+                f"and {alpha.numel()}"
+            )
+        if not bool(torch.isfinite(floor).all() & torch.isfinite(alpha).all()):
+            raise GwtwinError("gate floor and alpha must be finite")
+        if bool((floor < 0).any() | (alpha < 0).any()):
+            raise GwtwinError("gate floor and alpha must be >= 0")
+        with torch.no_grad():
+            self.gate_floor.copy_(floor.to(self.gate_floor.dtype))
+            self.gate_alpha.copy_(alpha.to(self.gate_alpha.dtype))
+
+    @property
+    def gated_rows(self) -> list[int]:
+        """Input rows the gate acts on (a non-zero floor)."""
+        floor = getattr(self, "gate_floor", None)
+        return [] if floor is None else torch.nonzero(floor > 0).flatten().tolist()
+
+    def gate_window(self, dtype=torch.float64, device=None) -> torch.Tensor:
+        """The gate's unit-sum Hann window, ``gate_size`` samples (no zero end points)."""
+        w = torch.hann_window(self.gate_size + 2, periodic=False, dtype=dtype, device=device)
+        return w[1:-1] / w[1:-1].sum()
+
+    def gate_power(self, x: torch.Tensor) -> torch.Tensor:
+        """Local power ``P = (x^2) * w`` of ``x [B, R, T]``: the unit-sum Hann window ``w``,
+        centred, zeros outside ``x``."""
+        w = self.gate_window(x.dtype, x.device)
+        rows = x.shape[1]
+        return F.conv1d(x * x, w.expand(rows, 1, -1), padding=w.numel() // 2, groups=rows)
+
+    def gate_inputs(self, x: torch.Tensor) -> torch.Tensor:
+        """The gated features: row ``r`` with a floor becomes ``g x``, ``g = clamp(1 - alpha_r
+        F_r / P, 0, 1)`` (0 where ``P = 0``); other rows pass unchanged (the same tensor when
+        no row is gated)."""
+        rows = self.gated_rows
+        if not rows:
+            return x
+        index = torch.tensor(rows, device=x.device)
+        xs = x.index_select(1, index)
+        p = self.gate_power(xs)
+        level = (self.gate_floor * self.gate_alpha).index_select(0, index).to(x.dtype)
+        positive = p > 0
+        gain = (1.0 - level[None, :, None] / torch.where(positive, p, 1.0)).clamp(0.0, 1.0)
+        gain = torch.where(positive, gain, torch.zeros_like(gain))
+        return x.index_copy(1, index, gain * xs)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # a state dict from before the gate: no gate buffers means not gated
+        for name in ("gate_floor", "gate_alpha"):
+            if prefix + name not in state_dict and hasattr(self, name):
+                state_dict[prefix + name] = torch.zeros_like(getattr(self, name))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
     @property
     def linear_inputs(self) -> int:
         """Rows entering the linear stage: the features, then the ``linear_pairs`` products."""
@@ -381,7 +464,7 @@ class WitnessTD(nn.Module):
         feature group's share ``[B, G, T - 2 margin]`` (a group's features and every product
         input drawn from it: exactly what setting the group's features to 0 takes away)."""
         self._check(x)
-        z = fft_conv_same(self.linear_features(x), self.linear_fir.to(x.dtype))
+        z = fft_conv_same(self.linear_features(self.gate_inputs(x)), self.linear_fir.to(x.dtype))
         z = z[..., self.margin : x.shape[-1] - self.margin]
         pairs = getattr(self, "linear_pairs", [])
         parts = []
@@ -462,6 +545,7 @@ class WitnessTD(nn.Module):
     def forward_full(self, x: torch.Tensor) -> torch.Tensor:
         """Prediction over the whole input, ``[batch, time]`` (its edges see zero padding)."""
         self._check(x)
+        x = self.gate_inputs(x)
         n_t = x.shape[-1]
         linear = None
         taps = getattr(self, "linear_fir", None)

@@ -119,6 +119,21 @@ class TrainConfig(_Model):
         description="witness_td: witness channels (globs) whose features feed only the linear "
         "stage",
     )
+    witness_gate: Literal["auto", "all", "off"] = Field(
+        "auto",
+        description="witness_td excess-power gate on standardised witnesses (their noise floor "
+        "does not couple into strain): auto = gate the witnesses whose gating lowers the linear "
+        "stage's validation MSE; all = every standardised witness; off = none",
+    )
+    gate_duration: float = Field(
+        0.0625, gt=0, description="witness_td gate: Hann window of the local power, s"
+    )
+    gate_sigma: float = Field(
+        5.0,
+        ge=0,
+        description="witness_td gate: opens at 1 + gate_sigma x 1.4826 MAD of the local power "
+        "over its median (the floor)",
+    )
     batch_size: int = Field(16, ge=1)
     max_epochs: int = Field(30, ge=1)
     max_time: str | None = Field(None, description="wall-clock limit, 'DD:HH:MM:SS'")

@@ -12,7 +12,8 @@ glitch's power removed, the solve reaches 99.5 % (default scenario, held-out tim
 
 Bilinear couplings (mains x angular control) are linear in the products of witness pairs, which
 the model appends to its features (``linear_pairs``).  The network then learns what the linear
-stage leaves.
+stage leaves.  The features are gated first, with the model's own excess-power gate
+(:meth:`~gwtwin.models.witness_td.WitnessTD.gate_inputs`), so the fit sees what the model does.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import torch
 from gwtwin.errors import GwtwinError
 from gwtwin.models.witness_td import fft_conv_same
 
-__all__ = ["fit_linear_stage"]
+__all__ = ["fit_linear_stage", "linear_stage_mse"]
 
 
 def _lagged(z: torch.Tensor, lags: int, start: int, stop: int) -> torch.Tensor:
@@ -34,6 +35,43 @@ def _lagged(z: torch.Tensor, lags: int, start: int, stop: int) -> torch.Tensor:
     half = (lags - 1) // 2
     cols = [z[:, :, start + j - half : stop + j - half] for j in range(lags)]
     return torch.stack(cols, -1).permute(0, 2, 1, 3).reshape(z.shape[0], stop - start, -1)
+
+
+def _whitened(net, x: torch.Tensor, taps: torch.Tensor | None) -> torch.Tensor:
+    """The linear stage's inputs after the fixed filter: gate, features and products, filter."""
+    if x.shape[1] != net.in_channels:
+        raise GwtwinError(
+            f"windows hold {x.shape[1]} features, the model expects {net.in_channels}"
+        )
+    z = net.linear_features(net.gate_inputs(x))
+    return z if taps is None else fft_conv_same(z, taps.expand(z.shape[1], -1))
+
+
+def _batches(windows, batch_size: int):
+    for lo in range(0, len(windows), batch_size):
+        items = [windows[i] for i in range(lo, min(lo + batch_size, len(windows)))]
+        x = torch.stack([it["witness"] for it in items]).to(torch.float64)
+        yield x, torch.stack([it["target"] for it in items]).to(torch.float64)
+
+
+def linear_stage_mse(
+    net, windows, filter_taps: torch.Tensor | None, coefficients, *, batch_size: int = 8
+) -> float:
+    """Mean squared error of a linear stage (``coefficients [linear_inputs, linear_taps]``
+    after ``filter_taps``, on ``net``'s gated features) on the windows' central parts: the
+    training loss of a model that is that stage alone, float64."""
+    if len(windows) == 0:
+        raise GwtwinError("no windows to score the linear stage on")
+    taps = None if filter_taps is None else torch.as_tensor(filter_taps, dtype=torch.float64)
+    coef = torch.as_tensor(coefficients, dtype=torch.float64)
+    margin = int(net.margin)
+    sq, count = 0.0, 0
+    for x, y in _batches(windows, batch_size):
+        pred = fft_conv_same(_whitened(net, x, taps), coef).sum(1)
+        stop = x.shape[-1] - margin
+        sq += float((y[:, margin:stop] - pred[:, margin:stop]).pow(2).sum())
+        count += y[:, margin:stop].numel()
+    return sq / count
 
 
 def fit_linear_stage(
@@ -86,16 +124,8 @@ def fit_linear_stage(
     cross = torch.zeros(n_coef, dtype=torch.float64)
     energy = 0.0
     count = 0
-    for lo in range(0, len(windows), batch_size):
-        items = [windows[i] for i in range(lo, min(lo + batch_size, len(windows)))]
-        x = torch.stack([it["witness"] for it in items]).to(torch.float64)
-        y = torch.stack([it["target"] for it in items]).to(torch.float64)
-        if x.shape[1] != net.in_channels:
-            raise GwtwinError(
-                f"windows hold {x.shape[1]} features, the model expects {net.in_channels}"
-            )
-        x = net.linear_features(x)
-        z = x if taps is None else fft_conv_same(x, taps.expand(x.shape[1], -1))
+    for x, y in _batches(windows, batch_size):
+        z = _whitened(net, x, taps)
         stop = x.shape[-1] - margin
         a = _lagged(z, lags, margin, stop).reshape(-1, n_coef)
         t = y[:, margin:stop].reshape(-1)

@@ -4,7 +4,8 @@ The model family must match the dataset's kind; the geometry (input features, sa
 window and target lengths) is taken from the dataset, never from the user's ``model_kwargs``
 (a disagreeing key is refused); the linear stage's inputs (witness-pair products, features that
 feed only it) are derived from the conditioning spec; the output FIRs may start from the strain's
-whitening filter; and the linear stage is solved in closed form before any gradient step.
+whitening filter; the witness gate is chosen (:mod:`gwtwin.train.gate`) and the linear stage
+solved in closed form before any gradient step.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from gwtwin.models import build_model, model_parameters
 from gwtwin.models.twin import ModelSpecMismatchError
 from gwtwin.signal.conditioning import ConditioningSpec, whitening_kernel
 from gwtwin.train.config import TrainConfig
+from gwtwin.train.gate import fit_witness_gate
 from gwtwin.train.linear import fit_linear_stage
 
 FAMILIES = {"witness_td": "timeseries", "qimage_unet": "qimage"}
@@ -45,11 +47,15 @@ def build_network(
     cfg: TrainConfig,
     train_windows,
     *,
+    valid_windows=None,
     fit_linear: bool = True,
-) -> tuple[torch.nn.Module, dict | None]:
-    """``(net, linear_stage)``: the network with the dataset's geometry, its output filter
-    initialised as configured and, when it has a linear stage and ``fit_linear``, that stage
-    solved on ``train_windows`` (else ``linear_stage`` is None)."""
+) -> tuple[torch.nn.Module, dict | None, dict | None]:
+    """``(net, linear_stage, witness_gate)``: the network with the dataset's geometry, its
+    output filter initialised as configured and, with ``fit_linear``, its witness gate chosen
+    (``cfg.witness_gate``, scored on ``valid_windows``) and its linear stage solved on
+    ``train_windows`` (else ``linear_stage`` and ``witness_gate`` are None: a resumed run takes
+    both from its checkpoint).  ``witness_gate`` is :func:`~gwtwin.train.gate.fit_witness_gate`'s
+    record."""
     kwargs = _model_kwargs(
         name,
         attrs,
@@ -59,15 +65,22 @@ def build_network(
         cfg.linear_only_transforms,
         cfg.linear_only_channels,
         cfg.linear_products,
+        gate_duration=cfg.gate_duration,
     )
     net = build_model(name, **kwargs)
     if cfg.output_filter_init == "whitening" and hasattr(net, "set_output_filter"):
         net.set_output_filter(_whitening_taps(spec))
-    linear_stage = None
-    if getattr(net, "linear_taps", 0) and fit_linear:
+    if not fit_linear:
+        return net, None, None
+    has_linear = bool(getattr(net, "linear_taps", 0))
+    kernel = whitening_kernel(spec) if has_linear else None
+    gate, linear_stage = fit_witness_gate(
+        net, spec, train_windows, valid_windows, kernel, mode=cfg.witness_gate, sigma=cfg.gate_sigma
+    )
+    if has_linear and linear_stage is None:
         # closed-form MISO Wiener filter first; the network then learns what it leaves
-        linear_stage = fit_linear_stage(net, train_windows, whitening_kernel(spec))
-    return net, linear_stage
+        linear_stage = fit_linear_stage(net, train_windows, kernel)
+    return net, linear_stage, gate
 
 
 def _linear_only(spec: ConditioningSpec, transforms, channels) -> list[int]:
@@ -108,6 +121,8 @@ def _model_kwargs(
     transforms=(),
     channels=(),
     products: str = "none",
+    *,
+    gate_duration: float | None = None,
 ) -> dict:
     kwargs = dict(user)
     derived: dict[str, Any] = {"in_channels": n_features}
@@ -118,6 +133,12 @@ def _model_kwargs(
             target_duration=float(attrs["target_duration"]),
         )
         params = model_parameters(name)
+        if gate_duration is not None and "gate_duration" in params:
+            if kwargs.setdefault("gate_duration", gate_duration) != gate_duration:
+                raise ConfigError(
+                    f"model_kwargs.gate_duration={kwargs['gate_duration']!r} disagrees with "
+                    f"train.gate_duration ({gate_duration!r}); set train.gate_duration only"
+                )
         if spec is not None and "linear_filter_size" in params:
             derived["linear_filter_size"] = int(whitening_kernel(spec).numel())
         taps = kwargs.get("linear_taps", params.get("linear_taps", 0))

@@ -8,6 +8,10 @@ Work directory layout::
     <workdir>/checkpoints/<run>/   best.ckpt (lowest val_loss) and last.ckpt
     <workdir>/result.json          the run's headline numbers (:meth:`TrainResult.to_dict`)
 
+The witness gate's choice (:mod:`gwtwin.train.gate`: per witness floor, alpha, validation MSE
+with and without, gated or not and why) is ``TrainResult.witness_gate``, the MLflow artifact
+``witness-gate.json`` and the params ``witness_gate.mode`` / ``witness_gate.gated``.
+
 This module is the driver; the steps are :mod:`gwtwin.train.network` (the network from the
 dataset, linear stage solved), :mod:`gwtwin.train.trainer` (loggers, callbacks, Trainer),
 :mod:`gwtwin.train.validation` (the best weights scored through ``TwinModel.predict_windows``)
@@ -60,6 +64,7 @@ class TrainResult:
     workdir: str
     tensorboard_dir: str
     n_parameters: int = 0
+    witness_gate: dict | None = None
     twin: Any = field(default=None, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
@@ -125,7 +130,9 @@ def train(
         seed=cfg.seed,
     )
     dm.setup("fit")
-    net, linear_stage = build_network(name, attrs, spec, cfg, dm.train, fit_linear=resume is None)
+    net, linear_stage, gate = build_network(
+        name, attrs, spec, cfg, dm.train, valid_windows=dm.valid, fit_linear=resume is None
+    )
     arch = model_config(net)
     hparams = {"model": arch, "dataset": str(Path(dataset).resolve())}
     module_cls = TimeDomainModule if kind == "timeseries" else QImageModule
@@ -193,6 +200,8 @@ def train(
         )
         if explained is not None:
             result_metrics["linear_stage_explained"] = explained
+        if gate is not None:
+            _log_gate(run_id, uri, gate)
     else:  # pragma: no cover - multi-process runs
         per_epoch, wps = float("nan"), float("nan")
     result = TrainResult(
@@ -213,11 +222,21 @@ def train(
         workdir=str(workdir.resolve()),
         tensorboard_dir=str(tb_dir.resolve() / run_id) if cfg.tensorboard.enabled else "",
         n_parameters=n_parameters,
+        witness_gate=gate,
         twin=twin,
     )
     # the run's headline numbers beside the tracking store, for the report and for scripts
     (workdir / "result.json").write_text(json.dumps(result.to_dict(), indent=1, default=str))
     return result
+
+
+def _log_gate(run_id: str, uri: str, gate: dict) -> None:
+    """The witness gate's choice: params ``witness_gate.mode`` / ``.gated``, the whole record
+    as ``witness-gate.json``."""
+    tracking.log_params(
+        run_id, uri, {"witness_gate": {"mode": gate["mode"], "gated": gate["gated"]}}
+    )
+    tracking.client(uri).log_dict(run_id, gate, "witness-gate.json")
 
 
 def load_twin(model_uri: str, workdir: str | Path | None = None, tracking_uri: str | None = None):

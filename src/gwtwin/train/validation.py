@@ -15,7 +15,12 @@ from gwtwin.dataset import WindowDataset
 from gwtwin.models import TwinModel
 from gwtwin.models.twin import ModelSpecMismatchError
 from gwtwin.train.losses import qimage_loss, whitened_mse
-from gwtwin.train.metrics import excess_power_metrics, veto_accuracy, window_power
+from gwtwin.train.metrics import (
+    QuietASDRatio,
+    excess_power_metrics,
+    veto_accuracy,
+    window_power,
+)
 
 
 def evaluate_twin(
@@ -29,9 +34,11 @@ def evaluate_twin(
     """Validation numbers of a twin on a dataset split, through :meth:`TwinModel.predict_windows`.
 
     Time series: ``loss`` (whitened MSE on the central parts, the training loss without the
-    optional ASD term) and, with truth, the excess-power metrics
-    (:func:`~gwtwin.train.metrics.excess_power_metrics`).  Q-images: ``loss`` (L1 0.8 +
-    (1 - SSIM) 0.2) and ``veto_accuracy_<t>`` per threshold.
+    optional ASD term), ``quiet_asd_ratio_max`` / ``_median`` (the cleaned/raw ASD ratio of the
+    windows without a strain glitch, 10 Hz to 0.9 x Nyquist,
+    :class:`~gwtwin.train.metrics.QuietASDRatio`; absent without quiet windows) and, with
+    truth, the excess-power metrics (:func:`~gwtwin.train.metrics.excess_power_metrics`).
+    Q-images: ``loss`` (L1 0.8 + (1 - SSIM) 0.2) and ``veto_accuracy_<t>`` per threshold.
     """
     ds = WindowDataset(dataset, split, return_truth=False)
     if ds.kind != twin.kind:
@@ -46,6 +53,8 @@ def evaluate_twin(
     sq, count = 0.0, 0
     errors, powers, preds, reals = [], [], [], []
     m = twin.margin
+    quiet = QuietASDRatio(ds.sample_rate)
+    glitch = torch.as_tensor(ds.glitch, dtype=torch.bool)
     for lo in range(0, n, batch_size):
         idx = slice(lo, min(lo + batch_size, n))
         witness = ds.read("witness", idx)
@@ -55,6 +64,8 @@ def evaluate_twin(
             t = target[:, m : target.shape[-1] - m]
             sq += float(whitened_mse(pred, t)) * t.numel()
             count += t.numel()
+            calm = ~glitch[idx]
+            quiet.add(t[calm], pred[calm])
             if ds.has_truth:
                 truth = ds.read("truth", idx)[:, m : target.shape[-1] - m]
                 e, p = window_power(truth, pred)
@@ -66,6 +77,7 @@ def evaluate_twin(
             preds.append(pred)
             reals.append(target)
     out: dict[str, float] = {"loss": sq / max(count, 1), "n_windows": float(n)}
+    out.update(quiet.summary())
     if errors:
         metrics = excess_power_metrics(torch.cat(errors), torch.cat(powers), ds.glitch)
         out.update({k: float(v) for k, v in metrics.items()})
