@@ -191,7 +191,10 @@ def test_truth_free_evaluation_of_real_data(glitch_scenario, tmp_path):
     with pytest.raises(GwtwinError, match=r"does not record the frames it cleaned: give frames="):
         evaluate_run(None, clean, tmp_path / "x", log=str)
     info["source"] = str(s["dir"] / "frames")
+    info["veto"] = {"margin_sigma": 3.0}
     (clean / "clean.json").write_text(json.dumps(info))
+    meta = _handmade_metadata(s["t0"] + np.array([20.0, 40.0, 60.0, 80.0, 1e6]))
+    _write_metadata(clean / "metadata.csv", meta)  # the last row lies outside the span
     config = EvaluateConfig(quiet_pad=0.5, fftlength=2.0)
     result = evaluate_run(None, clean, tmp_path / "ev", config, log=str)
     assert result["truth"] is False and "criteria" not in result and "glitches" not in result
@@ -203,8 +206,25 @@ def test_truth_free_evaluation_of_real_data(glitch_scenario, tmp_path):
     for key in ("quiet", "overall"):
         assert asd[key]["min"] == asd[key]["max"] == 1.0 and asd[key]["n_segments"] > 0
     assert result["headline"]["asd_ratio_quiet"] == [1.0, 1.0]
-    for name in ("evaluate.json", "asd_ratio_data.csv", "glitch_changes.csv", "asd_ratio_data.png"):
+    files = ("evaluate.json", "asd_ratio_data.csv", "glitch_changes.csv", "asd_ratio_data.png")
+    for name in (*files, "glitch_power.png"):
         assert (tmp_path / "ev" / name).is_file()
+    # the power verdicts the clean step recorded, beside the trigger-SNR ones
+    power = result["without_truth"]["glitch_power"]
+    assert power["recorded"] and power["count"] == 4 and power["margin_sigma"] == 3.0
+    assert (power["improved"], power["worsened"], power["untouched"]) == (2, 1, 1)
+    assert power["outcomes"]["cleaned"] == 1 and power["outcomes"]["not_improved"] == 1
+    assert result["without_truth"]["glitches"]["count"] == 4
+    head = result["headline"]
+    assert (head["glitches_improved_power"], head["glitches_worsened_power"]) == (2, 1)
+    assert head["power_margin_sigma"] == 3.0
+    import csv
+
+    with (tmp_path / "ev" / "glitch_changes.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert [r["power_change"] for r in rows] == ["improved", "worsened", "untouched", "improved"]
+    assert [r["outcome"] for r in rows] == ["cleaned", "not_improved", "withheld", "residual"]
+    assert float(rows[0]["fraction_power_removed"]) == pytest.approx(0.8)
 
 
 def test_oracle_reports_truth_free_metrics_beside_truth(oracle):
@@ -215,6 +235,63 @@ def test_oracle_reports_truth_free_metrics_beside_truth(oracle):
     assert asd["overall"]["median"] < 1.0 and asd["overall"]["min"] < 0.5
     assert asd["overall"]["bins_above_1.02"] == 0
     assert (out / "glitch_changes.png").is_file()
+
+
+def _handmade_metadata(gps):
+    """A metadata table as the clean step writes it, with one glitch per outcome kind."""
+    from gwtwin.infer.veto import METADATA_COLUMNS, typed_metadata
+
+    n = len(gps)
+    rows = {
+        "gps": gps,
+        "snr_before": [30.0, 20.0, 12.0, 40.0, 9.0],
+        "snr_after": [0.0, 21.0, 12.2, 25.0, 9.0],
+        "power_before": [1000.0, 500.0, 400.0, 2000.0, 300.0],
+        "power_after": [200.0, 600.0, 400.0, 1000.0, 300.0],
+        "power_removed": [800.0, -100.0, 0.0, 1000.0, 0.0],
+        "removed_sigma": [14.0, -5.0, 0.0, 20.0, 0.0],
+        "outcome": ["cleaned", "not_improved", "withheld", "residual", "unwitnessed"],
+        "change": ["improved", "worsened", "untouched", "improved", "untouched"],
+        "witnessed": [True, False, False, True, False],
+        "cleaned": [True, False, False, False, False],
+    }
+    out = {c: np.asarray(rows.get(c, np.zeros(n)))[:n] for c in METADATA_COLUMNS}
+    out["witness"] = np.full(n, "")
+    out["tstart"], out["tend"] = out["gps"] - 0.1, out["gps"] + 0.1
+    return typed_metadata(out)
+
+
+def _write_metadata(path, meta):
+    from gwtwin.infer.glitches import _write_metadata as write
+
+    write(path, meta)
+
+
+def test_power_verdicts_from_metadata():
+    """The power-based verdict per glitch, counted from the metadata's columns; an older
+    metadata.csv without them reads as not recorded."""
+    from gwtwin.evaluate.datadriven import glitch_power_changes
+
+    meta = _handmade_metadata(np.arange(5.0))
+    p = glitch_power_changes(meta, margin_sigma=3.0)
+    assert p["recorded"] and p["count"] == 5 and p["margin_sigma"] == 3.0
+    assert (p["improved"], p["worsened"], p["untouched"]) == (2, 1, 2)
+    assert p["fraction_improved"] == 0.4 and p["fraction_worsened"] == 0.2
+    # power_removed / power_before: 0.8, -0.2, 0, 0.5, 0 -> median 0
+    assert p["median_fraction_power_removed"] == 0.0
+    assert p["outcomes"] == {
+        "cleaned": 1,
+        "residual": 1,
+        "withheld": 1,
+        "not_improved": 1,
+        "unwitnessed": 1,
+    }
+    old = {k: meta[k] for k in ("gps", "snr_before", "snr_after", "witnessed", "cleaned")}
+    p = glitch_power_changes(old)
+    assert p == {"recorded": False, "count": 5, "margin_sigma": None}
+    empty = glitch_power_changes({k: v[:0] for k, v in meta.items()}, 3.0)
+    assert empty["count"] == 0 and empty["fraction_improved"] is None
+    assert empty["median_fraction_power_removed"] is None
 
 
 def test_glitch_verdicts_from_metadata():

@@ -190,3 +190,89 @@ def test_selection_and_training_sections(tmp_path):
     assert 'id="channel-selection"' in page and 'id="training"' in page
     assert "V1:SBE_SDB1_DISP_X" in page and "significance.png" in page
     assert "0.815" in page and "gwtwin-witness-td" in page and "mlflow ui" in page
+
+
+def _clean_run(run: Path, *, new: bool) -> None:
+    """A run directory with what `gwtwin clean` and `gwtwin evaluate` (without truth) write:
+    ``new`` with the per-glitch outcome and power columns, else as an older gwtwin wrote it."""
+    import json
+
+    import numpy as np
+
+    from gwtwin.infer.glitches import _write_metadata
+    from gwtwin.infer.veto import METADATA_COLUMNS
+
+    clean, evaluate = run / "clean", run / "evaluate"
+    clean.mkdir(parents=True)
+    evaluate.mkdir(parents=True)
+    meta = {c: np.zeros(3) for c in METADATA_COLUMNS}
+    meta.update(
+        gps=np.array([1e9 + 1, 1e9 + 2, 1e9 + 3]),
+        snr_before=np.array([30.0, 20.0, 10.0]),
+        removed_sigma=np.array([14.5, -5.25, 0.0]),
+        witnessed=np.array([True, False, False]),
+        cleaned=np.array([True, False, False]),
+        witness=np.array(["V1:MAG", "", ""]),
+        outcome=np.array(["cleaned", "not_improved", "unwitnessed"]),
+        change=np.array(["improved", "worsened", "untouched"]),
+    )
+    _write_metadata(clean / "metadata.csv", meta)
+    counts = {"glitches": 3, "witnessed": 1, "cleaned": 1, "cleaning_failed": 1}
+    power = {"recorded": False, "count": 3, "margin_sigma": None}
+    if new:
+        counts["outcomes"] = {"cleaned": 1, "not_improved": 1, "unwitnessed": 1}
+        power = {
+            "recorded": True,
+            "count": 3,
+            "margin_sigma": 3.0,
+            **{"improved": 1, "worsened": 1, "untouched": 1},
+            **{f"fraction_{k}": 1 / 3 for k in ("improved", "worsened", "untouched")},
+            "median_fraction_power_removed": 0.125,
+            "outcomes": {"cleaned": 1, "residual": 0, "withheld": 0, "not_improved": 1},
+        }
+    else:  # an older metadata.csv: the columns before the power ones
+        lines = (clean / "metadata.csv").read_text().splitlines()
+        keep = METADATA_COLUMNS.index("witness") + 1
+        (clean / "metadata.csv").write_text(
+            "\n".join(",".join(line.split(",")[:keep]) for line in lines) + "\n"
+        )
+    info = {
+        "cleaned_channel": "V1:H_CLEANED",
+        "strain_channel": "V1:H",
+        "prediction_channel": "V1:H_PREDICTION",
+        "model": {"uri": "models:/m/1", "channels": ["V1:MAG"]},
+        "seconds": 64.0,
+        "segments": [[1e9, 1e9 + 64]],
+        "cleaning_applied_seconds": 24.0,
+        "context_seconds": 20,
+        "veto": {"counts": counts, "flags": {}},
+    }
+    (clean / "clean.json").write_text(json.dumps(info))
+    snr = {"count": 3, "improved": 1, "worsened": 0, "untouched": 2, "snr_margin": 1.0}
+    snr.update({"fraction_improved": 1 / 3, "fraction_worsened": 0.0, "fraction_untouched": 2 / 3})
+    result = {
+        "truth": False,
+        "without_truth": {"glitches": snr, "glitch_power": power, "asd_ratio": {}},
+        "not_computed_without_truth": {"injection SNR loss": "needs the injected waveforms"},
+    }
+    if not new:
+        del result["without_truth"]["glitch_power"]  # an older evaluate.json
+    (evaluate / "evaluate.json").write_text(json.dumps(result))
+
+
+def test_cleaning_report_shows_outcomes_and_power_verdicts(tmp_path):
+    """The per-glitch verdicts from the data alone and the outcomes, in the report; a run made
+    before they existed reports them as not recorded."""
+    _clean_run(tmp_path / "new", new=True)
+    page = build_report(tmp_path / "new").read_text()
+    for anchor in ('id="glitch_verdicts"', 'id="glitch_outcomes"', 'id="metadata"'):
+        assert anchor in page, anchor
+    assert "whitened power (3 sigma)" in page and "not_improved" in page
+    assert '<th class="text">outcome</th>' in page and "<th>removed_sigma</th>" in page
+    assert "-5.25" in page and "0.125" in page and "not recorded" not in page
+    _clean_run(tmp_path / "old", new=False)
+    page = build_report(tmp_path / "old").read_text()
+    assert 'id="glitch_verdicts"' in page and 'id="metadata"' in page
+    assert "not recorded" in page and "margin not recorded" in page
+    assert "<th>removed_sigma</th>" not in page
+    assert "power_before, power_removed" in page  # named as not recorded in metadata.csv

@@ -9,10 +9,19 @@ the raw frames, the same way on simulated and on real data:
   was subtracted. Without truth a quiet stretch is defined by the data, so it still holds
   glitches below the trigger threshold and any continuous coupling (a witnessed mains line):
   a ratio below 1 there may be real cleaning, a ratio above 1 is always added noise;
-- **per glitch** (the clean step's metadata: the raw trigger's SNR and the loudest cleaned
-  trigger over it): ``improved`` when the SNR falls by more than ``snr_margin``, ``worsened``
-  when it rises by more, ``untouched`` otherwise, and the power ``1 - (after / before)**2`` the
-  cleaning removed from the trigger.
+- **per glitch, by trigger SNR** (the clean step's metadata: the raw trigger's SNR and the
+  loudest cleaned trigger over it): ``improved`` when the SNR falls by more than ``snr_margin``,
+  ``worsened`` when it rises by more, ``untouched`` otherwise, and the power
+  ``1 - (after / before)**2`` the cleaning removed from the trigger (:func:`glitch_changes`);
+- **per glitch, by whitened power** (:func:`glitch_power_changes`, the metadata's ``change``,
+  ``power_before``, ``power_removed`` and ``outcome`` columns, see :mod:`gwtwin.infer.veto`): the
+  whitened energy over the glitch's span before and after cleaning, ``improved`` / ``worsened``
+  when it falls / rises by more than ``margin_sigma`` standard deviations of what a subtraction
+  unrelated to the noise would change (``2 |Δ|``), ``untouched`` otherwise; the median share of
+  the span's power removed (noise included: ``power_before`` holds ~1 per sample of noise
+  besides the glitch, so this understates the share of the glitch's own excess); the margin; and
+  the counts of each outcome (cleaned, residual, withheld, not_improved, unwitnessed). Metadata
+  written before these columns existed gives ``recorded: false`` ("not recorded").
 
 :func:`not_computable` lists the truth metrics and why each needs truth, so a report on real data
 says what it cannot say.
@@ -29,7 +38,13 @@ from gwtwin.data import segments as sg
 from gwtwin.evaluate.config import EvaluateConfig
 from gwtwin.evaluate.metrics import welch_powers
 
-__all__ = ["asd_from_data", "glitch_changes", "not_computable", "truth_free"]
+__all__ = [
+    "asd_from_data",
+    "glitch_changes",
+    "glitch_power_changes",
+    "not_computable",
+    "truth_free",
+]
 
 #: the metrics that need the simulator's truth, with the reason
 _NEEDS_TRUTH = {
@@ -73,6 +88,43 @@ def glitch_changes(metadata: dict, snr_margin: float = 1.0) -> dict:
         "change": change,
         "power_removed": removed,
     }
+
+
+def glitch_power_changes(metadata: dict, margin_sigma: float | None = None) -> dict:
+    """The power-based per-glitch verdicts the clean step recorded (module docstring).
+
+    ``metadata``: the metadata columns (``change``, ``power_before``, ``power_removed``,
+    ``outcome``; any may be missing in an older ``metadata.csv``); ``margin_sigma``: the veto's
+    margin, as recorded in ``clean.json`` (None: not recorded). Returns ``recorded`` (False when
+    the columns are absent), ``count``, the counts and fractions of ``improved`` / ``worsened``
+    / ``untouched``, ``median_fraction_power_removed`` (median ``power_removed / power_before``),
+    ``margin_sigma`` and ``outcomes`` (count per outcome).
+    """
+    from gwtwin.infer.veto import CHANGES, OUTCOMES
+
+    n = len(metadata.get("gps", metadata.get("snr_before", [])))
+    out: dict = {"recorded": "change" in metadata, "count": n, "margin_sigma": margin_sigma}
+    if not out["recorded"]:
+        return out
+    change = np.asarray(metadata["change"]).astype(str)
+    counts = {k: int(np.sum(change == k)) for k in CHANGES}
+    out.update(counts)
+    out.update({f"fraction_{k}": (v / n if n else None) for k, v in counts.items()})
+    share = None
+    if "power_removed" in metadata and "power_before" in metadata:
+        before = np.asarray(metadata["power_before"], np.float64)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            share = np.asarray(metadata["power_removed"], np.float64) / before
+        share = share[np.isfinite(share)]
+    out["median_fraction_power_removed"] = (
+        float(np.median(share)) if share is not None and share.size else None
+    )
+    if "outcome" in metadata:
+        outcome = np.asarray(metadata["outcome"]).astype(str)
+        out["outcomes"] = {k: int(np.sum(outcome == k)) for k in OUTCOMES}
+    else:
+        out["outcomes"] = None
+    return out
 
 
 def asd_from_data(
@@ -153,6 +205,9 @@ def truth_free(raw_source, clean: Path, info: dict, spans, config: EvaluateConfi
             inside |= (gps >= a) & (gps < b)
         metadata = {k: np.asarray(v)[inside] for k, v in metadata.items()}
     changes = glitch_changes(metadata, config.snr_margin)
+    veto = info.get("veto", {})
+    margin = veto.get("margin_sigma", veto.get("config", {}).get("margin_sigma"))
+    power = glitch_power_changes(metadata, margin)
     table = {
         "gps": np.asarray(metadata.get("gps", []), np.float64),
         "snr_before": np.asarray(metadata.get("snr_before", []), np.float64),
@@ -160,8 +215,20 @@ def truth_free(raw_source, clean: Path, info: dict, spans, config: EvaluateConfi
         "change": changes.pop("change"),
         "power_removed": changes.pop("power_removed"),
     }
+    if power["recorded"]:  # the power-based verdict beside the SNR-based one
+        n = table["gps"].size
+
+        def column(name, fill=np.nan):
+            return np.asarray(metadata[name]) if name in metadata else np.full(n, fill)
+
+        with np.errstate(divide="ignore", invalid="ignore"):
+            share = column("power_removed").astype(float) / column("power_before").astype(float)
+        table["power_change"] = column("change").astype(str)
+        table["removed_sigma"] = column("removed_sigma").astype(float)
+        table["fraction_power_removed"] = share
+        table["outcome"] = column("outcome", "").astype(str)
     return {
-        "summary": {"asd_ratio": asd["summary"], "glitches": changes},
+        "summary": {"asd_ratio": asd["summary"], "glitches": changes, "glitch_power": power},
         "asd_table": asd["table"],
         "glitch_table": table,
     }

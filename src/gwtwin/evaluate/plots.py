@@ -55,8 +55,9 @@ def truth_plots(output: Path, scores: dict, asd: dict, config, lines) -> None:
 
 
 def data_plots(output: Path, free: dict, config) -> None:
-    """Truth-free figures: the ASD ratio over quiet and all time, and each glitch's trigger SNR
-    before vs after cleaning (coloured by verdict)."""
+    """Truth-free figures: the ASD ratio over quiet and all time, each glitch's trigger SNR
+    before vs after cleaning (coloured by verdict) and, where the metadata records it, its
+    whitened power drop in noise standard deviations (``glitch_power.png``)."""
     from matplotlib.figure import Figure
 
     t = free["asd_table"]
@@ -85,3 +86,31 @@ def data_plots(output: Path, free: dict, config) -> None:
     ax.set_ylabel("loudest trigger SNR after cleaning")
     ax.legend(fontsize=8)
     fig.savefig(output / "glitch_changes.png", dpi=90)
+    power = free["summary"].get("glitch_power", {})
+    if power.get("recorded") and "removed_sigma" in g and len(g["removed_sigma"]):
+        _power_plot(output, g, power.get("margin_sigma"), colours)
+
+
+def _power_plot(output: Path, g: dict, margin, colours: dict) -> None:
+    """Each glitch's power drop in standard deviations of the noise (``removed_sigma``, as the
+    clean step recorded it) against its trigger SNR, coloured by the power verdict."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6, 4), layout="constrained")
+    ax = fig.subplots()
+    sigma = np.asarray(g["removed_sigma"], float)
+    for verdict, colour in colours.items():
+        sel = g["power_change"] == verdict
+        ax.scatter(g["snr_before"][sel], sigma[sel], s=12, c=colour, label=verdict)
+    if margin is not None:
+        for y in (margin, -margin):
+            ax.axhline(y, color="k", lw=0.6, ls="--")
+    ax.axhline(0, color="0.6", lw=0.5)
+    ax.set_xscale("log")
+    ax.set_yscale("symlog", linthresh=10)
+    ax.set_xlabel("trigger SNR, raw strain")
+    ax.set_ylabel("whitened power removed [noise sigma]")
+    margin_text = "not recorded" if margin is None else f"+-{margin:g} sigma"
+    ax.set_title(f"Power removed per glitch (margin {margin_text})", fontsize=9)
+    ax.legend(fontsize=8)
+    fig.savefig(output / "glitch_power.png", dpi=90)

@@ -3,12 +3,14 @@
 Inputs: the output directory of ``gwtwin clean`` and, for simulated data, the simulator's output
 directory (``frames/``, ``truth/``, ``catalogue.h5``, ``config.yaml``). Without a simulation
 (real data) only the truth-free metrics are computed (:mod:`gwtwin.evaluate.datadriven`: ASD
-ratio over quiet and all time, per-glitch SNR before/after with improved / worsened / untouched
-verdicts), and ``evaluate.json`` lists under ``not_computed_without_truth`` what needs truth and
-why; with a simulation both are computed, side by side (``without_truth``).  Over the
-evaluation span (``start``/``end``, default everything cleaned; use held-out time for the real
-measure), in pieces of ``chunk_duration`` seconds (plus whitening context), with the reference
-whitening of each piece (median Welch PSD of the raw strain):
+ratio over quiet and all time, per-glitch improved / worsened / untouched verdicts by trigger SNR
+before/after and by the whitened power the clean step recorded, with its margin in standard
+deviations and the count of each outcome), and ``evaluate.json`` lists under
+``not_computed_without_truth`` what needs truth and why; with a simulation both are computed,
+side by side (``without_truth``).  Over the evaluation span (``start``/``end``, default
+everything cleaned; use held-out time for the real measure), in pieces of ``chunk_duration``
+seconds (plus whitening context), with the reference whitening of each piece (median Welch PSD
+of the raw strain):
 
 - **per witnessed glitch** (catalogue families scatter, em, powerline; the truth of the coupled
   noise is ``TRUTH_SCATTER + TRUTH_EM + TRUTH_POWERLINE``): SNR, residual SNR and fraction of
@@ -35,7 +37,10 @@ whitening of each piece (median Welch PSD of the raw strain):
 
 Outputs in the output directory: ``evaluate.json`` (everything, with a ``headline`` and the
 acceptance ``criteria``), ``per_glitch.csv``, ``injections.csv``, ``asd_ratio.csv`` and plots
-(``asd_ratio.png``, ``residual_snr.png``, ``fraction_removed.png``).
+(``asd_ratio.png``, ``residual_snr.png``, ``fraction_removed.png``); from the data alone
+(``without_truth``: ``asd_ratio``, ``glitches`` by trigger SNR, ``glitch_power`` by whitened
+power) ``asd_ratio_data.csv``, ``glitch_changes.csv`` and ``asd_ratio_data.png``,
+``glitch_changes.png`` and, where the metadata records it, ``glitch_power.png``.
 """
 
 from __future__ import annotations
@@ -154,6 +159,12 @@ def evaluate_run(
 
 def _truth_free_headline(summary: dict) -> dict:
     asd, g = summary["asd_ratio"], summary["glitches"]
+    p = summary.get("glitch_power", {})
+    power = (
+        {f"glitches_{k}_power": p.get(k) for k in ("improved", "worsened", "untouched")}
+        if p.get("recorded")
+        else {"glitches_power_verdicts": "not recorded"}
+    )
     return {
         "asd_ratio_quiet": [asd["quiet"]["min"], asd["quiet"]["max"]],
         "asd_ratio_overall_median": asd["overall"]["median"],
@@ -162,6 +173,9 @@ def _truth_free_headline(summary: dict) -> dict:
         "glitches_worsened": g["worsened"],
         "glitches_untouched": g["untouched"],
         "median_trigger_power_removed": g["median_power_removed"],
+        **power,
+        "median_fraction_power_removed": p.get("median_fraction_power_removed"),
+        "power_margin_sigma": p.get("margin_sigma"),
     }
 
 

@@ -8,6 +8,20 @@ triggers are found in both, and :func:`gwtwin.infer.veto.glitch_metadata` scores
 trigger at or above ``veto.snr_threshold`` whose time falls in the chunk's core.  The known
 (analysed) time of the flags is the union of the cores less the whitening edges at the ends of
 each data segment and less NaN/inf strain samples (with the filter length around them).
+
+Each glitch is scored over ``[tstart - pad, tend + pad]`` in that reference whitening (see
+:mod:`gwtwin.infer.veto`): the power the cleaning removed (``power_before - power_after`` of the
+whitened raw and cleaned strain) and its significance ``removed_sigma`` against a subtraction
+unrelated to the noise; a glitch is *witnessed* when the prediction explains a significant part
+of its power (``removed_sigma >= veto.margin_sigma`` and a removed power of at least
+``max(min_predicted_snr, witnessed_fraction * snr_before)²``). The energy the model *tried* to
+subtract there, before the cleaning's subtraction decision, comes from ``attribution.energy``
+(``attempted_snr``), and with it each glitch's ``outcome``: ``cleaned``, ``residual``,
+``withheld`` (tried, not subtracted), ``not_improved`` (tried and subtracted without a
+significant drop, or made worse) or ``unwitnessed`` (nothing predicted); and its ``change``
+(``improved`` / ``worsened`` / ``untouched`` beyond ``margin_sigma``). CLEANING_FAILED flags the
+``residual``, ``withheld`` and ``not_improved`` glitches, UNWITNESSED every glitch not witnessed
+(so the tried-and-failed ones are in both). The witness is named for the witnessed glitches only.
 """
 
 from __future__ import annotations
@@ -25,10 +39,15 @@ from gwtwin.data import segments as sg
 from gwtwin.data.flags import write_flags
 from gwtwin.data.segments import efficiency_deadtime, merge_spans
 from gwtwin.infer.veto import (
+    CHANGES,
+    FAILED_OUTCOMES,
     FLAG_NAMES,
     METADATA_COLUMNS,
+    OUTCOMES,
     accuracy_curves,
+    failed_mask,
     glitch_metadata,
+    typed_metadata,
     veto_flags,
 )
 from gwtwin.signal.spectral import psd_block
@@ -73,7 +92,9 @@ def run_veto(
     from gwtwin.signal.triggers import Triggers
 
     vs = config.veto
+    # margin_sigma: from the settings once they carry it (VetoSettings), else the default
     veto = vs.veto_config()
+    veto = replace(veto, margin_sigma=float(getattr(vs, "margin_sigma", veto.margin_sigma)))
     rate = None
     ctx = math.ceil(vs.image_duration / 2 + vs.fduration + 1.0)
     bad = [(a - vs.fduration, b + vs.fduration) for a, b in bad_strain]
@@ -139,14 +160,23 @@ def run_veto(
             tables["raw"].append(t_raw)
             tables["cleaned"].append(t_clean[keep_clean])
             glitches = np.sort(t_raw[t_raw["snr"] >= vs.snr_threshold], order="time")
-            witness = (
-                [attribution.explain(g["tstart"] - vs.pad, g["tend"] + vs.pad) for g in glitches]
-                if attribution is not None
-                else None
-            )
+            spans = [(g["tstart"] - vs.pad, g["tend"] + vs.pad) for g in glitches]
+            witness = attempted = None
+            if attribution is not None:
+                witness = [attribution.explain(a, b) for a, b in spans]
+                if hasattr(attribution, "energy"):
+                    attempted = [attribution.energy(a, b) for a, b in spans]
             if len(glitches):
                 meta = glitch_metadata(
-                    w_raw, w_clean, t0, rate, t_raw, t_clean, veto, witness=witness
+                    w_raw,
+                    w_clean,
+                    t0,
+                    rate,
+                    t_raw,
+                    t_clean,
+                    veto,
+                    witness=witness,
+                    attempted=attempted,
                 )
                 meta["witness"] = np.where(meta["witnessed"], meta["witness"], "")
                 for col in METADATA_COLUMNS:
@@ -156,8 +186,7 @@ def run_veto(
             if progress:
                 progress("veto", done, total)
     metadata = {c: np.asarray(v) for c, v in rows.items()}
-    if not len(metadata["gps"]):
-        metadata = _empty_metadata()
+    metadata = typed_metadata(metadata) if len(metadata["gps"]) else _empty_metadata()
     ifo = strain_channel.split(":", 1)[0]
     known = merge_spans(known)
     flags = veto_flags(metadata, known, ifo, pad=vs.pad) if known else []
@@ -191,14 +220,19 @@ def run_veto(
         "glitches": int(len(metadata["gps"])),
         "witnessed": int(np.sum(metadata["witnessed"])),
         "cleaned": int(np.sum(metadata["cleaned"])),
-        "cleaning_failed": int(np.sum(metadata["witnessed"] & ~metadata["cleaned"])),
+        "cleaning_failed": int(np.sum(failed_mask(metadata))),
         "unwitnessed": int(np.sum(~metadata["witnessed"])),
+        "outcomes": {o: int(np.sum(metadata["outcome"] == o)) for o in OUTCOMES},
+        "changes": {c: int(np.sum(metadata["change"] == c)) for c in CHANGES},
     }
     if skipped:
         log(f"veto: {len(skipped)} stretch(es) shorter than {need:.1f} s not analysed: {skipped}")
     log(
         "glitches: {glitches} (witnessed {witnessed}, cleaned {cleaned}, cleaning failed "
-        "{cleaning_failed}, unwitnessed {unwitnessed})".format(**counts)
+        "{cleaning_failed}, unwitnessed {unwitnessed}); ".format(**counts)
+        + ", ".join(f"{k} {v}" for k, v in counts["outcomes"].items())
+        + f"; power change beyond {veto.margin_sigma:g} sigma: "
+        + ", ".join(f"{k} {v}" for k, v in counts["changes"].items())
     )
     return {
         "veto": {
@@ -221,27 +255,24 @@ def run_veto(
             "images": images,
             "config": vs.model_dump(mode="json"),
             "frange_used": list(veto.frange),
+            "margin_sigma": veto.margin_sigma,
         }
     }
 
 
 def _population(metadata, flag: str) -> np.ndarray:
-    """Glitches a flag is meant to catch (its efficiency denominator)."""
+    """Glitches a flag is meant to catch (its efficiency denominator): the witnessed ones, the
+    CLEANING_FAILED outcomes (residual, withheld, not_improved), the glitches not witnessed."""
     witnessed = np.asarray(metadata["witnessed"], bool)
     if flag == "WITNESSED":
         return witnessed
     if flag == "CLEANING_FAILED":
-        return witnessed & ~np.asarray(metadata["cleaned"], bool)
+        return failed_mask(metadata)
     return ~witnessed
 
 
 def _empty_metadata():
-    out = {c: np.zeros(0) for c in METADATA_COLUMNS}
-    out["witnessed"] = np.zeros(0, bool)
-    out["cleaned"] = np.zeros(0, bool)
-    out["witness"] = np.zeros(0, str)
-    out["residual_area"] = np.zeros(0, np.int64)
-    return out
+    return typed_metadata({c: np.zeros(0) for c in METADATA_COLUMNS})
 
 
 def _empty_triggers():
@@ -262,22 +293,32 @@ def write_columns(path: Path, columns: dict) -> None:
 
 
 def _write_metadata(path: Path, metadata) -> None:
-    out = dict(metadata)
+    """``metadata.csv``: the columns of :data:`METADATA_COLUMNS` in that order (booleans as
+    yes/no; ``outcome`` and ``change`` one word each)."""
+    out = typed_metadata({c: metadata[c] for c in METADATA_COLUMNS})
     for key in ("witnessed", "cleaned"):
         out[key] = np.where(np.asarray(out[key], bool), "yes", "no")
     write_columns(path, out)
 
 
 def read_metadata(path) -> dict[str, np.ndarray]:
-    """Read ``metadata.csv`` back into typed columns."""
+    """Read ``metadata.csv`` back into typed columns.
+
+    Columns a file does not hold (one written by an older gwtwin, before ``power_before`` ...
+    ``change``) are absent from the result: readers treat them as not recorded.
+    """
     with Path(path).open() as f:
-        rows = list(csv.DictReader(f))
+        reader = csv.DictReader(f)
+        rows = list(reader)
+        header = set(reader.fieldnames or ())
     out = {}
     for col in METADATA_COLUMNS:
+        if col not in header:
+            continue
         values = [r[col] for r in rows]
         if col in ("witnessed", "cleaned"):
             out[col] = np.asarray([v == "yes" for v in values], bool)
-        elif col == "witness":
+        elif col in ("witness", "outcome", "change"):
             out[col] = np.asarray(values, str)
         elif col == "residual_area":
             out[col] = np.asarray(values, np.int64)
@@ -286,10 +327,12 @@ def read_metadata(path) -> dict[str, np.ndarray]:
     return out
 
 
-def _category(witnessed: bool, cleaned: bool) -> str:
-    if not witnessed:
-        return "unwitnessed"
-    return "cleaned" if cleaned else "cleaning failed"
+def _category(outcome: str) -> str:
+    """The image category of an outcome: cleaned, cleaning failed (residual, withheld,
+    not_improved) or unwitnessed."""
+    if outcome == "cleaned":
+        return "cleaned"
+    return "cleaning failed" if outcome in FAILED_OUTCOMES else "unwitnessed"
 
 
 def _keep_snippets(snippets, meta, w_raw, w_clean, t0, rate, limit: int) -> None:
@@ -298,7 +341,7 @@ def _keep_snippets(snippets, meta, w_raw, w_clean, t0, rate, limit: int) -> None
         return
     half = int(round(SNIPPET * rate))
     for k in range(len(meta["gps"])):
-        cat = _category(bool(meta["witnessed"][k]), bool(meta["cleaned"][k]))
+        cat = _category(str(meta["outcome"][k]))
         i = int(round((meta["gps"][k] - t0) * rate))
         if i - half < 0 or i + half > w_raw.size:
             continue

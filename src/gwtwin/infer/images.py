@@ -67,10 +67,19 @@ def glitch_figure(w_raw, w_clean, rate: float, row: dict, category: str, veto):
             ax.set_ylabel("whitened strain")
     fig.colorbar(mesh, ax=axes[0, :].tolist(), label="normalised energy", shrink=0.9)
     witness = f", witness {row['witness']}" if row.get("witness") else ""
+    outcome = row.get("outcome")
+    label = f"{category} ({outcome})" if outcome and outcome != category else category
+    power = ""
+    if row.get("power_removed") is not None:  # metadata of an older gwtwin lacks it
+        power = (
+            f"\nwhitened power {row['power_before']:.0f} -> {row['power_after']:.0f} "
+            f"({row['removed_sigma']:+.1f} sigma, {row['change']}), attempted SNR "
+            f"{row['attempted_snr']:.1f}"
+        )
     fig.suptitle(
-        f"GPS {row['gps']:.3f}  {category}: SNR {row['snr_before']:.1f} -> "
+        f"GPS {row['gps']:.3f}  {label}: SNR {row['snr_before']:.1f} -> "
         f"{row['snr_after']:.1f}, predicted SNR {row['predicted_snr']:.1f}, residual SNR^2 "
-        f"{row['residual_snr2']:.1f}, area {row['residual_area']}{witness}",
+        f"{row['residual_snr2']:.1f}, area {row['residual_area']}{witness}{power}",
         fontsize=10,
     )
     return fig

@@ -1,4 +1,10 @@
-"""Report sections of the cleaning (``clean/``) and of its evaluation against truth."""
+"""Report sections of the cleaning (``clean/``) and of its evaluation, against truth and from the
+data alone.
+
+Runs made before the per-glitch power columns existed (``metadata.csv`` without ``outcome``,
+``change`` ...; ``clean.json`` without outcome counts; ``evaluate.json`` without
+``glitch_power``) are reported too: what they lack reads "not recorded".
+"""
 
 from __future__ import annotations
 
@@ -7,8 +13,39 @@ from pathlib import Path
 
 import numpy as np
 
-from gwtwin.infer.veto import METADATA_COLUMNS
+from gwtwin.infer.veto import CHANGES, METADATA_COLUMNS, OUTCOMES
 from gwtwin.report.html import Report
+
+NOT_RECORDED = "not recorded"
+#: the metadata table's columns, in the report's order (verdicts first)
+_META_ORDER = (
+    "gps",
+    "frequency",
+    "snr_before",
+    "snr_after",
+    "outcome",
+    "change",
+    "removed_sigma",
+    "power_before",
+    "power_removed",
+    "power_after",
+    "predicted_snr",
+    "attempted_snr",
+    "residual_snr2",
+    "residual_area",
+    "witnessed",
+    "cleaned",
+    "witness",
+)
+#: what each outcome means (the veto's rules, :mod:`gwtwin.infer.veto`)
+OUTCOME_MEANING = {
+    "cleaned": "witnessed, nothing left above the SNR² threshold",
+    "residual": "witnessed, residual left above the SNR² threshold (CLEANING_FAILED)",
+    "withheld": "the model predicted it, the subtraction decision did not apply it "
+    "(CLEANING_FAILED)",
+    "not_improved": "subtracted without a significant power drop, or made worse (CLEANING_FAILED)",
+    "unwitnessed": "the model predicted nothing there",
+}
 
 
 def _accuracy_plot(path: Path, folder: Path) -> Path | None:
@@ -67,6 +104,13 @@ def cleaning_section(report: Report, run: Path) -> bool:
             "cleaning speed [x real time]": info.get("speed_x_real_time"),
         }
     )
+    outcomes = counts.get("outcomes")
+    report.metrics(
+        {
+            f"outcome {name}": NOT_RECORDED if outcomes is None else outcomes.get(name, 0)
+            for name in OUTCOMES
+        }
+    )
     flags = veto.get("flags", {})
     report.table(
         [
@@ -87,7 +131,9 @@ def cleaning_section(report: Report, run: Path) -> bool:
     meta_path = clean / "metadata.csv"
     if meta_path.is_file():
         meta = read_metadata(meta_path)
-        columns = [c for c in METADATA_COLUMNS if c not in ("tstart", "tend")]
+        order = [*_META_ORDER, *(c for c in METADATA_COLUMNS if c not in _META_ORDER)]
+        columns = [c for c in order if c in meta and c not in ("tstart", "tend")]
+        missing = [c for c in order if c not in meta and c not in ("tstart", "tend")]
         rows = [
             {c: (("yes" if v else "no") if isinstance(v, (bool, np.bool_)) else v) for c, v in r}
             for r in ([(c, meta[c][k].item()) for c in columns] for k in range(len(meta["gps"])))
@@ -95,9 +141,20 @@ def cleaning_section(report: Report, run: Path) -> bool:
         report.table(
             rows,
             columns,
-            caption="Per-glitch metadata (click a header to sort)",
+            caption="Per-glitch metadata (click a header to sort"
+            + (
+                "; outcome and change: see the outcome table of the data-alone section; "
+                "removed_sigma: the whitened power drop in standard deviations of the noise)"
+                if "outcome" in meta
+                else ")"
+            ),
             table_id="metadata",
         )
+        if missing:
+            report.paragraph(
+                f"{', '.join(missing)}: {NOT_RECORDED} in this metadata.csv (written by an "
+                "older gwtwin)."
+            )
     acc = clean / "accuracy.csv"
     if acc.is_file():
         png = _accuracy_plot(acc, report.directory / "_plots")
@@ -158,7 +215,9 @@ def _data_section(report: Report, folder: Path, result: dict) -> None:
     report.paragraph(
         "Measured without any truth, as on real data: the cleaned / raw ASD ratio on the same "
         "Welch segments over quiet time (away from every raw-strain trigger) and all time, and "
-        "each glitch's trigger SNR before and after cleaning."
+        "per glitch the trigger SNR before and after cleaning and the whitened power over the "
+        "glitch before and after, whose change counts when it exceeds the stated margin in "
+        "standard deviations of what a subtraction unrelated to the noise would change."
     )
     g = free.get("glitches", {})
     report.metrics(
@@ -170,6 +229,7 @@ def _data_section(report: Report, folder: Path, result: dict) -> None:
             "median trigger power removed": g.get("median_power_removed"),
         }
     )
+    _glitch_verdicts(report, g, free.get("glitch_power"))
     asd = free.get("asd_ratio", {})
     report.table(
         [{"time": key, **asd[key]} for key in ("quiet", "overall") if key in asd],
@@ -188,9 +248,58 @@ def _data_section(report: Report, folder: Path, result: dict) -> None:
     for name, caption in (
         ("asd_ratio_data.png", "ASD ratio cleaned / raw, quiet time from the data"),
         ("glitch_changes.png", "Trigger SNR before and after cleaning, per glitch"),
+        ("glitch_power.png", "Whitened power removed per glitch, in noise standard deviations"),
     ):
         if (folder / name).is_file():
             report.figure(folder / name, caption)
+
+
+def _glitch_verdicts(report: Report, snr: dict, power: dict | None) -> None:
+    """The table "per glitch, from the data alone" (improved / untouched / worsened fractions by
+    trigger SNR and by whitened power) and the outcome counts; "not recorded" where absent."""
+    rows = [
+        {
+            "measure": f"trigger SNR (margin {snr.get('snr_margin', NOT_RECORDED)})",
+            "glitches": snr.get("count"),
+            **{k: snr.get(f"fraction_{k}") for k in CHANGES},
+        }
+    ]
+    recorded = bool(power and power.get("recorded"))
+    margin = (power or {}).get("margin_sigma")
+    label = f"{margin:g} sigma" if margin is not None else f"margin {NOT_RECORDED}"
+    rows.append(
+        {
+            "measure": f"whitened power ({label})",
+            "glitches": (power or {}).get("count"),
+            **{k: (power.get(f"fraction_{k}") if recorded else NOT_RECORDED) for k in CHANGES},
+        }
+    )
+    report.table(
+        rows,
+        ["measure", "glitches", "improved", "untouched", "worsened"],
+        caption="Per glitch, from the data alone: share improved / untouched / worsened",
+        table_id="glitch_verdicts",
+    )
+    outcomes = (power or {}).get("outcomes") if recorded else None
+    report.table(
+        [
+            {
+                "outcome": name,
+                "glitches": NOT_RECORDED if outcomes is None else outcomes.get(name, 0),
+                "meaning": meaning,
+            }
+            for name, meaning in OUTCOME_MEANING.items()
+        ],
+        ["outcome", "glitches", "meaning"],
+        caption="Per-glitch outcomes of the veto"
+        + (
+            f" (median share of the span's whitened power removed: "
+            f"{power['median_fraction_power_removed']:.3g})"
+            if recorded and power.get("median_fraction_power_removed") is not None
+            else ""
+        ),
+        table_id="glitch_outcomes",
+    )
 
 
 def _truth_section(report: Report, folder: Path, result: dict) -> None:

@@ -10,8 +10,10 @@ report of a partial run shows what has been done. The run directory layout (``gw
   (``gwtwin glitches``, real data without witnesses);
 - ``scan/``: channel selection (``channels.csv``, ``rounds.json``, ``plots/``, flags);
 - ``train/``: training (``result.json``, the MLflow store, TensorBoard events);
-- ``clean/``: cleaning and veto (``clean.json``, ``metadata.csv``, flags, glitch images);
-- ``evaluate/``: the cleaning scored against truth (``evaluate.json``, plots);
+- ``clean/``: cleaning and veto (``clean.json``, ``metadata.csv`` with each glitch's outcome and
+  power change, flags, glitch images);
+- ``evaluate/``: the cleaning scored against truth and from the data alone (``evaluate.json``,
+  plots; per glitch, the improved / untouched / worsened shares and the outcome counts);
 - ``stream/`` (or a ``gwtwin stream`` output itself): the online service's status
   (``stream.jsonl``).
 """
