@@ -298,8 +298,8 @@ def test_bad_input_is_named():
         VetoConfig(witnessed_fraction=2)
     with pytest.raises(GwtwinError, match="snr2_threshold must be > 0"):
         VetoConfig(snr2_threshold=0)
-    with pytest.raises(GwtwinError, match="margin_sigma must be > 0"):
-        VetoConfig(margin_sigma=0)
+    with pytest.raises(GwtwinError, match="margin_sigma must be >= 0"):
+        VetoConfig(margin_sigma=-1)
 
 
 class _Attribution:

@@ -112,9 +112,11 @@ class VetoConfig:
     margin_sigma: float = 3.0
 
     def __post_init__(self):
-        for name in ("snr_threshold", "snr2_threshold", "image_duration", "margin_sigma"):
+        for name in ("snr_threshold", "snr2_threshold", "image_duration"):
             if not getattr(self, name) > 0:
                 raise GwtwinError(f"{name} must be > 0, found {getattr(self, name)}")
+        if not self.margin_sigma >= 0:
+            raise GwtwinError(f"margin_sigma must be >= 0, found {self.margin_sigma}")
         if not 0 <= self.witnessed_fraction <= 1:
             raise GwtwinError(
                 f"witnessed_fraction must be in [0, 1], found {self.witnessed_fraction}"
