@@ -209,34 +209,34 @@ def test_exact_subtraction_is_witnessed_and_improved(synthetic):
 
 def test_unrelated_subtraction_is_not_improved_and_worsened(synthetic):
     raw, glitch, trig, span = synthetic
-    # noise of norm 10 over the glitch's span, unrelated to the data there (orthogonal to it)
+    # noise of norm 15 over the glitch's span, unrelated to the data there (orthogonal to it)
     sub = np.zeros_like(raw)
     d = np.random.default_rng(2).standard_normal(span.stop - span.start)
     d -= raw[span] * (d @ raw[span]) / (raw[span] @ raw[span])
-    sub[span] = 10 * d / np.linalg.norm(d)
-    m = _meta(raw, sub, trig, attempted=[100.0])
-    # power_removed = 2 <raw, Δ> - |Δ|^2 = -100: 5 standard deviations (2 |Δ| = 20) of a rise
-    assert m["power_removed"] == pytest.approx(-100.0)
-    assert m["removed_sigma"] == pytest.approx(-5.0)
+    sub[span] = 15 * d / np.linalg.norm(d)
+    m = _meta(raw, sub, trig, attempted=[400.0])  # it tried: SNR 20 >= 0.5 x 30
+    # power_removed = 2 <raw, Δ> - |Δ|^2 = -225: 7.5 standard deviations (2 |Δ| = 30) of a rise
+    assert m["power_removed"] == pytest.approx(-225.0)
+    assert m["removed_sigma"] == pytest.approx(-7.5)
     assert not m["witnessed"] and m["change"] == "worsened"
-    assert m["attempted_snr"] == pytest.approx(10.0) and m["outcome"] == "not_improved"
+    assert m["attempted_snr"] == pytest.approx(20.0) and m["outcome"] == "not_improved"
     # a drop that is significant but below a quarter of the glitch's power: not witnessed
     # (a tenth of the glitch: 19 % of its power, 171 +- 6, at 28 +- 1 sigma; witnessed needs
     # (0.5 * 30)^2 = 225)
-    m = _meta(raw, 0.1 * glitch, trig, attempted=[100.0])
+    m = _meta(raw, 0.1 * glitch, trig, attempted=[400.0])
     assert m["power_removed"] == pytest.approx(0.19 * 900, abs=4 * 6)
     assert m["power_removed"] < 225 and m["removed_sigma"] == pytest.approx(28.5, abs=4)
     assert not m["witnessed"] and m["change"] == "improved"
-    # applied |Δ|^2 = 9 < half the 100 attempted: the decision held most of it back
+    # applied |Δ|^2 = 9 < half the 400 attempted: the decision held most of it back
     assert m["outcome"] == "withheld"
 
 
 def test_withheld_and_unwitnessed(synthetic):
     raw, glitch, trig, _ = synthetic
     nothing = np.zeros_like(raw)
-    m = _meta(raw, nothing, trig, attempted=[100.0])  # predicted SNR 10, nothing subtracted
+    m = _meta(raw, nothing, trig, attempted=[400.0])  # predicted SNR 20, nothing subtracted
     assert (m["power_removed"], m["removed_sigma"], m["predicted_snr"]) == (0.0, 0.0, 0.0)
-    assert m["attempted_snr"] == pytest.approx(10.0)
+    assert m["attempted_snr"] == pytest.approx(20.0)
     assert (m["witnessed"], m["outcome"], m["change"]) == (False, "withheld", "untouched")
     for attempted in ([0.0], {}, None):  # nothing predicted (a mapping without the row: |Δ|^2)
         m = _meta(raw, nothing, trig, attempted=attempted)
@@ -244,6 +244,10 @@ def test_withheld_and_unwitnessed(synthetic):
         assert (m["witnessed"], m["outcome"], m["change"]) == (False, "unwitnessed", "untouched")
     m = _meta(raw, nothing, trig, attempted=[15.0])  # attempted SNR 3.9 < min_predicted_snr 4
     assert m["outcome"] == "unwitnessed"
+    # a prediction of SNR 10 at a glitch of SNR 30 (a steady coupling through a loud blip) is
+    # no attempt at the glitch: below witnessed_fraction x snr_before = 15
+    m = _meta(raw, nothing, trig, attempted=[100.0])
+    assert m["attempted_snr"] == pytest.approx(10.0) and m["outcome"] == "unwitnessed"
 
 
 def test_power_verdict_false_rate_under_the_null():
@@ -335,7 +339,7 @@ def test_run_veto_outcomes_counts_and_flags(tmp_path):
     sub += _sine_gaussian(n, 16.0)  # cleaned exactly
     i = int(26.0 * RATE)
     d = rng.standard_normal(int(0.2 * RATE))
-    sub[i - d.size // 2 : i + d.size - d.size // 2] = 10 * d / np.linalg.norm(d)  # unrelated
+    sub[i - d.size // 2 : i + d.size - d.size // 2] = 15 * d / np.linalg.norm(d)  # unrelated
     for name, data, folder in (
         (strain, raw, "raw"),
         (strain + "_CLEANED", raw - sub, "cleaned"),
@@ -343,7 +347,7 @@ def test_run_veto_outcomes_counts_and_flags(tmp_path):
         block = Block.create(torch.from_numpy(data[None]), start, RATE, [name])
         write_frames(block, tmp_path / folder, format="hdf5")
     config = load_clean_config({"images": 4, "tensorboard": False})
-    attribution = _Attribution({start + 16.0: 900.0, start + 26.0: 100.0, start + 36.0: 100.0})
+    attribution = _Attribution({start + 16.0: 900.0, start + 26.0: 400.0, start + 36.0: 400.0})
     out = run_veto(
         tmp_path / "raw",
         tmp_path / "cleaned",
@@ -360,7 +364,7 @@ def test_run_veto_outcomes_counts_and_flags(tmp_path):
     np.testing.assert_allclose(meta["gps"] - start, times, atol=0.05)
     assert list(meta["outcome"]) == ["cleaned", "not_improved", "withheld", "unwitnessed"]
     assert list(meta["change"]) == ["improved", "worsened", "untouched", "untouched"]
-    np.testing.assert_allclose(meta["attempted_snr"], [30.0, 10.0, 10.0, 0.0], rtol=1e-9)
+    np.testing.assert_allclose(meta["attempted_snr"], [30.0, 20.0, 20.0, 0.0], rtol=1e-9)
     assert list(meta["witness"]) == ["V1:ENV_MAG", "", "", ""]  # named where witnessed
     counts = out["counts"]
     assert (counts["glitches"], counts["witnessed"], counts["cleaned"]) == (4, 1, 1)

@@ -199,11 +199,14 @@ def write_scenario(
 
 
 def _whiten(x: np.ndarray, rate: float) -> np.ndarray:
-    """Whiten with the scenario's own ASD (exact PSD), unit variance per sample, 10 Hz high-pass."""
+    """Whiten with the scenario's own ASD (exact PSD), unit variance per sample, high-passed
+    at 10 Hz."""
     n = x.size
     spec = np.fft.rfft(x)
     f = np.fft.rfftfreq(n, 1.0 / rate)
-    w = np.where(f >= 10.0, 1.0 / (strain_asd(f) * np.sqrt(rate / 2.0)), 0.0)
+    # a smooth high-pass (8-12 Hz): a brick wall at 10 Hz would ring for seconds
+    rise = 0.5 - 0.5 * np.cos(np.pi * np.clip((f - 8.0) / 4.0, 0.0, 1.0))
+    w = rise / (strain_asd(f) * np.sqrt(rate / 2.0))
     return np.fft.irfft(spec * w, n)
 
 
@@ -217,9 +220,15 @@ def score(truth: dict, raw: np.ndarray, cleaned: np.ndarray, start: float, end: 
     rate = truth["rate"]
     t0 = truth["start"]
     i0, i1 = int((start - t0) * rate), int((end - t0) * rate)
-    w_c = _whiten(truth["coupled"][i0:i1], rate)
-    w_raw = _whiten(raw[i0:i1], rate)
-    w_cl = _whiten(cleaned[i0:i1], rate)
+    # whitened over 16 s more each side where the arrays have them (the FFT wraps around)
+    p0, p1 = max(i0 - 16 * rate, 0), min(i1 + 16 * rate, raw.size)
+
+    def white(x):
+        return _whiten(x[p0:p1], rate)[i0 - p0 : i1 - p0]
+
+    w_c = white(truth["coupled"])
+    w_raw = white(raw)
+    w_cl = white(cleaned)
     w_d = w_raw - w_cl
     removed, change, margin = [], [], []
     bursts = truth["bursts"]

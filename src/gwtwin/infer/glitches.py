@@ -161,11 +161,13 @@ def run_veto(
             tables["cleaned"].append(t_clean[keep_clean])
             glitches = np.sort(t_raw[t_raw["snr"] >= vs.snr_threshold], order="time")
             spans = [(g["tstart"] - vs.pad, g["tend"] + vs.pad) for g in glitches]
-            witness = attempted = None
+            witness = attempted = applied = None
             if attribution is not None:
                 witness = [attribution.explain(a, b) for a, b in spans]
                 if hasattr(attribution, "energy"):
                     attempted = [attribution.energy(a, b) for a, b in spans]
+                if hasattr(attribution, "applied"):
+                    applied = [attribution.applied(a, b) for a, b in spans]
             if len(glitches):
                 meta = glitch_metadata(
                     w_raw,
@@ -177,6 +179,7 @@ def run_veto(
                     veto,
                     witness=witness,
                     attempted=attempted,
+                    applied=applied,
                 )
                 meta["witness"] = np.where(meta["witnessed"], meta["witness"], "")
                 for col in METADATA_COLUMNS:

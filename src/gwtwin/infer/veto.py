@@ -30,10 +30,12 @@ For every strain glitch (a trigger of the raw strain with SNR >= ``snr_threshold
   is a share of power: 0.5 asks for a quarter of the glitch's power); ``cleaned``: witnessed and
   ``residual_area == 0``;
 - ``outcome``, one word: ``cleaned``; ``residual`` (witnessed, residual left); and for the glitches
-  not witnessed, ``unwitnessed`` (``attempted_snr < min_predicted_snr``: the model predicted
-  nothing there), ``withheld`` (attempted, but the applied ``|Δ|²`` is below half the attempted
-  energy: the cleaning's decision did not subtract it) or ``not_improved`` (attempted and
-  subtracted without a significant drop in power: this includes glitches made worse);
+  not witnessed, ``unwitnessed`` (``attempted_snr < max(min_predicted_snr, witnessed_fraction ·
+  snr_before)``: the model did not try to explain the glitch; a steady coupling's prediction
+  running through a loud blip is not an attempt at the blip), ``withheld`` (attempted, but what
+  was subtracted is below half the attempted energy, both in the model's whitening: the
+  cleaning's decision did not subtract it) or ``not_improved`` (attempted and subtracted without
+  a significant drop in power: this includes glitches made worse);
 - ``change``: ``improved`` when ``power_removed > margin_sigma · 2 |Δ|``, ``worsened`` when
   ``-power_removed > margin_sigma · 2 |Δ|``, else ``untouched``: the truth-free verdict per
   glitch (at the default 3 sigma a subtraction unrelated to the glitch is called improved or
@@ -210,14 +212,17 @@ def power_verdict(power_removed: float, norm: float, margin_sigma: float) -> str
     return "untouched"
 
 
-def _outcome(norm: float, attempted: float, witnessed: bool, area: int, config) -> str:
+def _outcome(norm, attempted, applied, witnessed, area, snr, config) -> str:
     """The outcome of one glitch (module docstring): ``norm = |Δ|`` of the applied subtraction,
-    ``attempted`` the energy (SNR²) the model tried to subtract."""
+    ``attempted`` the energy (SNR²) the model tried to subtract, ``applied`` the energy it did
+    subtract in the same (the model's) whitening (None: ``norm²``), ``snr`` the glitch's."""
     if witnessed:
         return "cleaned" if area == 0 else "residual"
-    if math.sqrt(max(attempted, 0.0)) < config.min_predicted_snr:
+    tried = max(config.min_predicted_snr, config.witnessed_fraction * snr)
+    if math.sqrt(max(attempted, 0.0)) < tried:
         return "unwitnessed"
-    return "withheld" if norm**2 < 0.5 * attempted else "not_improved"
+    done = norm**2 if applied is None else applied
+    return "withheld" if done < 0.5 * attempted else "not_improved"
 
 
 def glitch_metadata(
@@ -231,6 +236,7 @@ def glitch_metadata(
     *,
     witness: Mapping[int, str] | Sequence[str] | None = None,
     attempted: Mapping[int, float] | Sequence[float] | None = None,
+    applied: Mapping[int, float] | Sequence[float] | None = None,
 ) -> dict[str, np.ndarray]:
     """The metadata table (columns :data:`METADATA_COLUMNS`), one row per strain glitch.
 
@@ -248,6 +254,9 @@ def glitch_metadata(
         Whitened energy (SNR²) the model tried to subtract over each glitch's padded span before
         the cleaning's subtraction decision; default (and for rows a mapping lacks) the applied
         ``|Δ|²``.
+    applied : mapping row -> energy, or a list, optional
+        The energy actually subtracted over each span in the same whitening as ``attempted``
+        (what ``withheld`` compares with ``attempted``); default ``|Δ|²``.
     """
     w_raw = np.asarray(w_raw, dtype=np.float64)
     w_cleaned = np.asarray(w_cleaned, dtype=np.float64)
@@ -291,7 +300,9 @@ def glitch_metadata(
         for col in ("power_before", "power_after", "power_removed", "removed_sigma"):
             rows[col].append(p[col])
         rows["attempted_snr"].append(math.sqrt(max(tried, 0.0)))
-        rows["outcome"].append(_outcome(norm, tried, witnessed, area, config))
+        done = _per_glitch(applied, k, None)
+        outcome = _outcome(norm, tried, done, witnessed, area, float(trig["snr"]), config)
+        rows["outcome"].append(outcome)
         rows["change"].append(power_verdict(removed, norm, config.margin_sigma))
     out = {c: np.asarray(v) for c, v in rows.items()}
     return typed_metadata(out)
