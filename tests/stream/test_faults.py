@@ -48,7 +48,14 @@ def faulty(request, stream_scenario, tmp_path_factory):
     )
     logs: list[str] = []
     stream = load_stream_config(  # the gate watches but does not act: the model is untrained
-        {"wait": 1.0, "idle_timeout": 4.0, "poll": 0.01, "format": fmt, "gate": {"enabled": False}}
+        {
+            "wait": 1.0,
+            "idle_timeout": 4.0,
+            "poll": 0.01,
+            "format": fmt,
+            "gate": {"enabled": False},
+            "decision": {"enabled": False},  # and would withhold its prediction
+        }
     )
     summary = StreamService(tmp / "watch", tmp / "out", stream, model=twin, log=logs.append).run()
     thread.join()

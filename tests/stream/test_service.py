@@ -41,8 +41,10 @@ def cut(src, directory, length: int, start=START, end=START + DURATION, tag="RAW
 
 
 def fast(**overrides):
-    """A config for pre-filled directories: short waits, stop when idle."""
-    base = {"wait": 0.3, "idle_timeout": 0.6, "poll": 0.01}
+    """A config for pre-filled directories: short waits, stop when idle.  The subtraction
+    decision is off: the untrained model's prediction must be subtracted for the outputs and
+    the gate to be seen (tests/stream/test_engine.py checks the stream with the decision)."""
+    base = {"wait": 0.3, "idle_timeout": 0.6, "poll": 0.01, "decision": {"enabled": False}}
     for key, value in overrides.items():
         if isinstance(value, dict) and isinstance(base.get(key), dict):
             base[key].update(value)
@@ -52,7 +54,15 @@ def fast(**overrides):
 
 
 def offline(src, twin, out, **cfg):
-    config = load_clean_config({"images": 0, "tensorboard": False, "attribute": False, **cfg})
+    config = load_clean_config(
+        {
+            "images": 0,
+            "tensorboard": False,
+            "attribute": False,
+            "decision": {"enabled": False},
+            **cfg,
+        }
+    )
     clean_frames(src / "frames", out, config, model=twin, log=str)
     return read(out / "frames", [CLEANED, PREDICTION]).block
 
