@@ -236,8 +236,13 @@ class GridPredictor:
         p_ext = self.assemble(ks, pred, ok, ext_lo, ext_hi)
         p = p_ext[out_lo - ext_lo : out_hi - ext_lo]
         energy, witness_energy = None, None
-        if self.attribute and ks:
-            witness_energy = self._attribution(ks, stacked, pred, ok, out_lo, out_hi)
+        # attribution needs only the blocks the output reaches, not the decision's wider span
+        hop = self.hop
+        near = [i for i, k in enumerate(ks) if (k + 1) * hop > out_lo and k * hop < out_hi]
+        if self.attribute and near:
+            witness_energy = self._attribution(
+                [ks[i] for i in near], stacked[near], pred[near], ok, out_lo, out_hi
+            )
         core = p[self.colour_edge : -self.colour_edge]
         energy = _bin_energy(core, self.bin)
         if witness_energy is None and self.attribute:
