@@ -140,12 +140,24 @@ def wrong_model(work: Path, demo: Path) -> dict:
         ev = evaluate_run(demo / "simulation", clean_dir, work / f"wrong-eval-{label}", log=_quiet)
         meta = read_metadata(clean_dir / "metadata.csv")
         rise = -np.asarray(meta["power_removed"], float)
-        margin = 3.0 * 2.0 * np.sqrt(np.maximum(np.asarray(meta["predicted_snr"], float), 0.0) ** 2)
+        noise = 3.0 * 2.0 * np.asarray(meta["predicted_snr"], float)  # the noise margin alone
+        tolerance = cfg.veto.change_tolerance * np.asarray(meta["power_before"], float)
+        margin = np.maximum(noise, tolerance)
         head = ev.get("headline", ev)
         out[label] = {
             "asd_ratio_quiet_off_lines": head.get("asd_ratio_quiet_off_lines"),
             "glitches": int(len(rise)),
             "worse_beyond_margin": int(np.sum(rise > margin)),
+            "worse_beyond_noise_margin_alone": int(np.sum(rise > noise)),
+            "rises_beyond_noise_margin_alone": [
+                {"power_before": float(b), "rise": float(x), "noise_margin": float(m)}
+                for b, x, m in zip(
+                    meta["power_before"][rise > noise],
+                    rise[rise > noise],
+                    noise[rise > noise],
+                    strict=True,
+                )
+            ],
             "largest_rise_over_margin": float(np.max(rise - margin)) if rise.size else None,
             "changes": summary["veto"]["counts"].get("changes"),
             "decision": {k: summary["decision"].get(k) for k in ("units", "units_kept", "reasons")},

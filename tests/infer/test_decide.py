@@ -75,9 +75,15 @@ def test_a_glitch_crossing_a_unit_boundary_is_subtracted_whole():
 
 
 def _decide(p, r, a, b, decision=None):
-    """decide_span over units [a, b) of arrays that start at sample 0."""
+    """decide_span over units [a, b) of arrays that start at sample 0 (padded with nothing
+    predicted and white strain before and after, where the span reaches past them)."""
     decision = decision or Decision()
     lo, hi = span_needed(a * RATE, b * RATE, RATE, decision)
+    pad_lo, pad_hi = max(-lo, 0), max(hi - p.size, 0)
+    noise = np.random.default_rng(99).standard_normal(pad_lo + pad_hi)
+    p = np.concatenate([np.zeros(pad_lo), p, np.zeros(pad_hi)])
+    r = np.concatenate([noise[:pad_lo], r, noise[pad_lo:]])
+    lo, hi = lo + pad_lo, hi + pad_lo
     return decide_span(
         torch.tensor(p[lo:hi]), torch.tensor(r[lo:hi]), a * RATE, b * RATE, decision, RATE
     )
@@ -140,6 +146,56 @@ def test_decisions_are_local_so_any_span_decides_the_same():
     # the band filters run by FFT over each span: equal to rounding
     np.testing.assert_allclose(torch.cat(pieces).numpy(), whole.prediction.numpy(), atol=1e-12)
     assert 0 < whole.kept.sum() < whole.kept.size
+
+
+def test_a_wrong_glitch_next_to_a_right_one_is_withheld_by_the_local_check():
+    # one unit, one band (64-128 Hz): a glitch the model gets right (SNR 20, keeps the unit)
+    # and, half a unit later, one it predicts that strain does not have (SNR 8)
+    rng = np.random.default_rng(11)
+    n = 24 * RATE
+    r = rng.standard_normal(n)
+    right = _sine_gaussian(n, 12 * RATE + 250, 100.0, 8.0, 20.0)
+    wrong = _sine_gaussian(n, 12 * RATE + 770, 100.0, 8.0, 8.0)
+    r = r + right
+    p = right + wrong
+    span = slice(10 * RATE, 14 * RATE)
+
+    def power_change(d, at):  # whitened power after - before over samples `at` of the unit
+        cleaned = r[span] - d.prediction.numpy()
+        return np.sum(cleaned[at] ** 2) - np.sum(r[span][at] ** 2)
+
+    unit = slice(2 * RATE, 3 * RATE)  # unit 12 within the span
+    glitch = slice(2 * RATE + 650, 2 * RATE + 890)
+    off = _decide(p, r, 10, 14, Decision(local_check=False))
+    on = _decide(p, r, 10, 14)
+    band = on.bands.index((64.0, 128.0))
+    assert on.reason[band, 3] == "improved" and on.kept[band, 3]  # units from 9: unit 12 is 3
+    # without the check the wrong glitch is subtracted: power rises by ~|wrong|^2 = 64 there
+    assert power_change(off, glitch) > 3 * 2 * 8.0
+    # with it the tile is withheld: no rise beyond the margin, the right glitch still removed
+    assert power_change(on, glitch) < 3 * 2 * 8.0 * 0.25
+    assert power_change(on, unit) < -300
+    rows = on.rows(RATE, RATE, 10, 14)
+    # withheld: the wrong glitch's tile in unit 12, and the ramp of its mask into unit 13
+    assert rows["withheld"][2] >= 0.25 and rows["withheld"][0] == rows["withheld"][1] == 0
+    # nothing subtracted at the wrong glitch's centre, and the mask ramps, never steps
+    g = on.gain[band].numpy()
+    assert g[2 * RATE + 770] == 0.0 and np.max(np.abs(np.diff(g))) < 4.0 / (RATE // 4)
+
+
+def test_the_local_check_leaves_a_right_prediction_alone():
+    # a steady line predicted right (z ~ 2.5 per unit, pooled) and exact glitches: the local
+    # check's tiles withhold nothing
+    rng = np.random.default_rng(12)
+    n = 40 * RATE
+    t = np.arange(n) / RATE
+    c = np.sin(2 * np.pi * 50.0 * t) * np.sqrt(2 * 25.0 / RATE)
+    for k in range(8, 32, 3):
+        c += _sine_gaussian(n, k * RATE + rng.integers(0, RATE), rng.uniform(30, 300), 8.0, 10.0)
+    r = rng.standard_normal(n) + c
+    d = _decide(c, r, 6, 34)
+    assert d.kept.any(axis=0).mean() > 0.85
+    assert float(d.withheld.sum()) == 0.0
 
 
 def test_units_without_strain_or_prediction_are_named_and_not_kept():

@@ -271,6 +271,29 @@ def test_power_verdict_false_rate_under_the_null():
     assert np.mean(verdicts == "untouched") > 0.98
 
 
+def test_a_material_change_is_needed_beyond_the_noise_margin():
+    """A loud glitch (power 2500) and a faint far-away subtraction tail (|Δ| = 0.05) lined up
+    against it: its power rises by 2 <w, Δ> ~ 5, far beyond 3 x 2 |Δ| = 0.3 but 0.2 % of the
+    glitch; with the default 1 % tolerance it is untouched, without it worsened.  A rise of
+    17 % (|Δ| = 4) is worsened either way."""
+    rng = np.random.default_rng(4)
+    n = 800
+    t = np.arange(n) / 4096
+    glitch = np.sin(2 * np.pi * 60 * t) * np.exp(-(((t - 0.1) / 0.03) ** 2))
+    glitch *= 50.0 / np.linalg.norm(glitch)
+    raw = rng.standard_normal(n) + glitch
+    for size, material in ((0.05, False), (4.0, True)):
+        d = -glitch / np.linalg.norm(glitch) * size  # adds to the glitch: a rise
+        p = power_change(raw, raw - d)
+        assert -p["power_removed"] > 3.0 * 2 * p["norm"]  # significant
+        assert power_verdict(p["power_removed"], p["norm"], 3.0) == "worsened"
+        with_tolerance = power_verdict(
+            p["power_removed"], p["norm"], 3.0, p["power_before"], VetoConfig().change_tolerance
+        )
+        assert with_tolerance == ("worsened" if material else "untouched")
+    assert VetoConfig().change_tolerance == 0.01
+
+
 def test_cleaning_failed_holds_the_tried_and_failed(tmp_path):
     names = ["cleaned", "residual", "withheld", "not_improved", "unwitnessed"]
     meta = {
@@ -304,6 +327,8 @@ def test_bad_input_is_named():
         VetoConfig(snr2_threshold=0)
     with pytest.raises(GwtwinError, match="margin_sigma must be >= 0"):
         VetoConfig(margin_sigma=-1)
+    with pytest.raises(GwtwinError, match=r"change_tolerance must be in \[0, 1\)"):
+        VetoConfig(change_tolerance=1.5)
 
 
 class _Attribution:

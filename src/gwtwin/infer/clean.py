@@ -75,6 +75,8 @@ class VetoSettings(_Model):
     #: a glitch's power drop (rise) is significant beyond this many standard deviations of
     #: the drop under a subtraction unrelated to strain (2 |subtracted|, whitened)
     margin_sigma: float = Field(3.0, ge=0)
+    #: ... and beyond this share of the glitch's whitened power (1 %: 0.5 % of its SNR)
+    change_tolerance: float = Field(0.01, ge=0, lt=1)
     image_duration: float = Field(32.0, gt=0)
     qrange: tuple[float, float] = (4.0, 32.0)
     frange: tuple[float, float] = (10.0, 1000.0)
@@ -91,6 +93,7 @@ class VetoSettings(_Model):
             witnessed_fraction=self.witnessed_fraction,
             min_predicted_snr=self.min_predicted_snr,
             margin_sigma=self.margin_sigma,
+            change_tolerance=self.change_tolerance,
             pad=self.pad,
             image_duration=self.image_duration,
             qrange=tuple(self.qrange),

@@ -259,6 +259,7 @@ def run_veto(
             "config": vs.model_dump(mode="json"),
             "frange_used": list(veto.frange),
             "margin_sigma": veto.margin_sigma,
+            "change_tolerance": veto.change_tolerance,
         }
     }
 

@@ -164,7 +164,7 @@ class GridPredictor:
         self.unit = self.decision.unit_size(self.rate) if self.decision else 0
         reach = self.colour_edge + 2 * self.hop + self.margin + self.edge
         if self.decision is not None:  # the units the output touches, and more each side
-            u, more = self.unit, 1 + self.decision.reach
+            u, more = self.unit, 1 + self.decision.reach + self.decision.local_units
             reach += (more + 1) * u if u > self.rate else more * u + (-self.colour_edge) % u
             reach += self.decision.filter_half(self.rate)
         self.context = math.ceil(reach / self.rate)  # whole seconds

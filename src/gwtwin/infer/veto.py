@@ -36,10 +36,14 @@ For every strain glitch (a trigger of the raw strain with SNR >= ``snr_threshold
   was subtracted is below half the attempted energy, both in the model's whitening: the
   cleaning's decision did not subtract it) or ``not_improved`` (attempted and subtracted without
   a significant drop in power: this includes glitches made worse);
-- ``change``: ``improved`` when ``power_removed > margin_sigma · 2 |Δ|``, ``worsened`` when
-  ``-power_removed > margin_sigma · 2 |Δ|``, else ``untouched``: the truth-free verdict per
-  glitch (at the default 3 sigma a subtraction unrelated to the glitch is called improved or
-  worsened by chance in ~0.1 % of glitches, the Gaussian tail);
+- ``change``: ``improved`` when ``power_removed`` exceeds the margin, ``worsened`` when
+  ``-power_removed`` does, else ``untouched``: the truth-free verdict per glitch.  The margin is
+  ``max(margin_sigma · 2 |Δ|, change_tolerance · power_before)``: significant (at the default 3
+  sigma a subtraction unrelated to the glitch is called improved or worsened by chance in
+  ~0.1 % of glitches, the Gaussian tail) and material (by default 1 % of the glitch's power,
+  0.5 % of its SNR: a loud glitch's power moves by a few SNR² when the whitening-filter tail of
+  a subtraction a second away, of norm ~0.1, happens to line up with it, which no search
+  could tell from the glitch itself);
 - ``witness``: the channel explaining it, when the caller attributes one.
 
 Flags (``known`` = the analysed span; each glitch marks ``[tstart - pad, tend + pad]``):
@@ -100,7 +104,8 @@ class VetoConfig:
 
     ``witnessed_fraction`` is a share of the glitch's SNR (its square, of its power) that the
     prediction must remove; ``margin_sigma`` the significance (standard deviations of the noise)
-    a drop or rise of power must exceed to count (see the module docstring).
+    a drop or rise of power must exceed to count, and ``change_tolerance`` the share of the
+    glitch's power it must exceed too (see the module docstring).
     """
 
     snr_threshold: float = 8.0
@@ -112,6 +117,7 @@ class VetoConfig:
     qrange: tuple[float, float] = (4.0, 32.0)
     frange: tuple[float, float] = (10.0, 1000.0)
     margin_sigma: float = 3.0
+    change_tolerance: float = 0.01
 
     def __post_init__(self):
         for name in ("snr_threshold", "snr2_threshold", "image_duration"):
@@ -119,6 +125,11 @@ class VetoConfig:
                 raise GwtwinError(f"{name} must be > 0, found {getattr(self, name)}")
         if not self.margin_sigma >= 0:
             raise GwtwinError(f"margin_sigma must be >= 0, found {self.margin_sigma}")
+        if not 0 <= self.change_tolerance < 1:
+            raise GwtwinError(
+                f"change_tolerance must be in [0, 1) (a share of a glitch's power), found "
+                f"{self.change_tolerance}"
+            )
         if not 0 <= self.witnessed_fraction <= 1:
             raise GwtwinError(
                 f"witnessed_fraction must be in [0, 1], found {self.witnessed_fraction}"
@@ -201,10 +212,17 @@ def power_change(w_raw, w_cleaned) -> dict[str, float]:
     }
 
 
-def power_verdict(power_removed: float, norm: float, margin_sigma: float) -> str:
-    """``improved`` when ``power_removed > margin_sigma · 2 norm``, ``worsened`` when
-    ``-power_removed`` is, else ``untouched`` (``norm = |Δ|``, see :func:`power_change`)."""
-    margin = margin_sigma * 2 * norm
+def power_verdict(
+    power_removed: float,
+    norm: float,
+    margin_sigma: float,
+    power_before: float = 0.0,
+    tolerance: float = 0.0,
+) -> str:
+    """``improved`` when ``power_removed`` exceeds ``max(margin_sigma · 2 norm, tolerance ·
+    power_before)``, ``worsened`` when ``-power_removed`` does, else ``untouched`` (``norm =
+    |Δ|``, see :func:`power_change`)."""
+    margin = max(margin_sigma * 2 * norm, tolerance * power_before)
     if power_removed > margin:
         return "improved"
     if -power_removed > margin:
@@ -303,7 +321,11 @@ def glitch_metadata(
         done = _per_glitch(applied, k, None)
         outcome = _outcome(norm, tried, done, witnessed, area, float(trig["snr"]), config)
         rows["outcome"].append(outcome)
-        rows["change"].append(power_verdict(removed, norm, config.margin_sigma))
+        rows["change"].append(
+            power_verdict(
+                removed, norm, config.margin_sigma, p["power_before"], config.change_tolerance
+            )
+        )
     out = {c: np.asarray(v) for c, v in rows.items()}
     return typed_metadata(out)
 
