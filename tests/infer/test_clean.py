@@ -387,6 +387,7 @@ def test_the_decision_keeps_a_wrong_model_from_making_strain_worse(scenario, one
     # ... decided, none
     assert np.all(p_dec - p_raw <= margin * 2 * d_dec + 1e-9)
     assert decision["units_kept"] < decision["units_with_prediction"]
+    assert decision["withheld_band_seconds"] >= 0.0  # the local check's share, recorded
     f, a_raw = welch(raw.data[0].numpy(), raw.sample_rate, nperseg=int(4 * raw.sample_rate))
     _, a_dec = welch(decided.numpy(), raw.sample_rate, nperseg=int(4 * raw.sample_rate))
     band = (f >= 10) & (f <= 1000)

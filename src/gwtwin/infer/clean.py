@@ -434,6 +434,8 @@ def _write_decisions(output: Path, units: dict, config: CleanConfig) -> dict:
         "reasons": {r: int(np.sum(reason == r)) for r in REASONS},
         "predicted_energy_withheld": float(predicted[tried & ~kept].sum()),
         "predicted_energy_kept": float(predicted[kept].sum()),
+        # band-seconds the local check withheld inside kept bands (decide.local_mask)
+        "withheld_band_seconds": float(np.sum(np.asarray(units["withheld"], float))),
         "config": config.decision.model_dump(),
     }
 
