@@ -257,6 +257,52 @@ class InjectionConfig(_Model):
         return _check_range(v, "spin_z")
 
 
+class DriftConfig(_Model):
+    """A coupling that changes during the scenario (couplings drift with the interferometer's
+    state): a step at ``start`` (no ``end``) or a linear ramp from ``start`` to ``end``, in s
+    from the scenario start.
+
+    ``parameter: coupling`` multiplies the family's coupling into strain by ``before`` up to the
+    change and ``after`` once it is over (``before: 0`` is a witness that starts to couple);
+    ``parameter: delay`` (``em`` only) adds ``before`` / ``after`` seconds to the witness ->
+    strain delay (rounded to the strain's sample grid per burst).  Several drifts of one family
+    and parameter multiply (coupling) or add (delay).  Applied to the truth channels, hence to
+    strain, and recorded in the catalogue (``snr`` scaled by the gain at the peak, ``delay``
+    shifted, ``drift_gain`` / ``drift_delay`` in the params) and in ``summary.json``.
+    """
+
+    family: Literal["scatter", "em", "powerline"]
+    parameter: Literal["coupling", "delay"] = "coupling"
+    start: Annotated[float, Field(ge=0)]
+    end: Annotated[float, Field(ge=0)] | None = None
+    before: float | None = Field(None, description="default 1 (coupling) or 0 s (delay)")
+    after: float
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        if self.end is not None and self.end <= self.start:
+            raise ValueError(
+                f"drift end must be after its start ({self.start:g} s), found {self.end:g} s"
+            )
+        if self.parameter == "delay" and self.family != "em":
+            raise ValueError(
+                f"a delay drift needs a family with a witness -> strain delay (em), found "
+                f"{self.family!r}"
+            )
+        if self.before is None:
+            object.__setattr__(self, "before", 1.0 if self.parameter == "coupling" else 0.0)
+        if self.parameter == "coupling" and min(self.before, self.after) < 0:
+            raise ValueError(
+                f"coupling factors must be >= 0, found before={self.before:g}, after={self.after:g}"
+            )
+        if self.parameter == "delay" and max(abs(self.before), abs(self.after)) > 0.5:
+            raise ValueError(
+                f"delay shifts must be within +-0.5 s, found before={self.before:g} s, "
+                f"after={self.after:g} s"
+            )
+        return self
+
+
 class SimulationConfig(_Model):
     """The whole simulated scenario."""
 
@@ -286,6 +332,8 @@ class SimulationConfig(_Model):
     blip: BlipConfig = Field(default_factory=BlipConfig)
     decoys: DecoyConfig = Field(default_factory=DecoyConfig)
     injections: InjectionConfig = Field(default_factory=InjectionConfig)
+    #: couplings that change during the scenario (none by default)
+    drift: list[DriftConfig] = Field(default_factory=list)
 
     @model_validator(mode="before")
     @classmethod
@@ -313,6 +361,22 @@ class SimulationConfig(_Model):
                 f"em.filter.frequencies must be below the strain Nyquist frequency "
                 f"({nyquist:g} Hz), found {self.em.filter.frequencies}"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _drift_in_span(self):
+        for i, d in enumerate(self.drift):
+            last = d.end if d.end is not None else d.start
+            if last > self.duration:
+                raise ValueError(
+                    f"drift[{i}] ({d.family} {d.parameter}) must lie within the scenario's "
+                    f"{self.duration} s, found it ending at {last:g} s"
+                )
+            if d.parameter == "delay" and self.em.delay + min(d.before, d.after) < 0:
+                raise ValueError(
+                    f"drift[{i}]: em.delay ({self.em.delay:g} s) + the shift must stay >= 0 "
+                    f"(causal), found a shift down to {min(d.before, d.after):g} s"
+                )
         return self
 
     @model_validator(mode="after")

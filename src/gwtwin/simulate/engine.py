@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from gwtwin.data import NS, Block
+from gwtwin.simulate import drift
 from gwtwin.simulate.config import SimulationConfig
 from gwtwin.simulate.events import FAMILIES, STRAIN_FAMILIES, Catalogue
 from gwtwin.simulate.noise import ColouredNoise, rng_for
@@ -87,6 +88,7 @@ class Simulator:
     def __init__(self, config: SimulationConfig | None = None):
         self.config = config or SimulationConfig()
         self.catalogue = Catalogue(self.config)
+        drift.apply_to_catalogue(self.catalogue, self.config)
         self.channels = self._channel_specs()
         self._noise = self._noise_models()
         rng = rng_for(self.config.seed, "lines")
@@ -233,6 +235,10 @@ class Simulator:
                 piece.add_into(out[family], i0)
         for line, phase in zip(c.strain.lines, self._line_phases, strict=True):
             out["lines"] += line.amplitude * np.sin(2 * np.pi * line.frequency * t + phase)
+        for family in ("scatter", "em", "powerline"):
+            gain = drift.coupling_gain(c.drift, family, t)
+            if gain is not None:
+                out[family] *= gain
         return out
 
     def render_channel(self, spec: ChannelSpec, index: int) -> np.ndarray:
@@ -363,7 +369,7 @@ class Simulator:
             counts=self.catalogue.counts(),
             elapsed=elapsed,
             duration=float(self.config.duration),
-            extra={"notes": notes},
+            extra={"notes": notes, "drift": drift.describe(self.config)},
         )
         (output / "summary.json").write_text(json.dumps(summary_dict(result), indent=2))
         return result
@@ -507,4 +513,5 @@ def summary_dict(result: SimulationResult) -> dict:
         "catalogue": str(result.catalogue),
         "families": list(FAMILIES),
         "notes": result.extra.get("notes", []),
+        "drift": result.extra.get("drift", []),
     }

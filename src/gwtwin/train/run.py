@@ -82,6 +82,9 @@ def train(
     *,
     model: str | None = None,
     resume: str | Path | None = None,
+    warm_start: TwinModel | None = None,
+    callbacks: list | tuple = (),
+    tags: dict[str, str] | None = None,
 ) -> TrainResult:
     """Train a twin model on a dataset file, keep the best checkpoint, log and register it.
 
@@ -97,6 +100,15 @@ def train(
     resume : path, optional
         A checkpoint (e.g. ``last.ckpt``) to resume from: weights, optimiser, scheduler and
         epoch counter.
+    warm_start : TwinModel, optional
+        A trained model (e.g. the registry's champion) whose weights start the network: every
+        parameter of the same name and shape is copied after the linear stage is solved on
+        this dataset (the closed-form stage is refitted, the learnt rest is warm-started);
+        its witnesses must be this dataset's.
+    callbacks : sequence of Lightning callbacks, optional
+        Added to the run's own (a sweep's pruning callback).
+    tags : mapping, optional
+        Extra MLflow run tags.
 
     Returns
     -------
@@ -133,6 +145,10 @@ def train(
     net, linear_stage, gate = build_network(
         name, attrs, spec, cfg, dm.train, valid_windows=dm.valid, fit_linear=resume is None
     )
+    if warm_start is not None:
+        from gwtwin.train.warm import warm_start_network
+
+        warm_start_network(net, warm_start, spec)
     arch = model_config(net)
     hparams = {"model": arch, "dataset": str(Path(dataset).resolve())}
     module_cls = TimeDomainModule if kind == "timeseries" else QImageModule
@@ -151,6 +167,8 @@ def train(
         workdir=workdir,
         tracking_uri=uri,
         artifact_location=artifacts,
+        extra_callbacks=callbacks,
+        tags=tags,
     )
     trainer, run_id, checkpoint, timing = fit.trainer, fit.run_id, fit.checkpoint, fit.timing
     tb_dir = workdir / "tensorboard"

@@ -97,11 +97,15 @@ def build_trainer(
     workdir: Path,
     tracking_uri: str,
     artifact_location: str | None,
+    extra_callbacks: list | tuple = (),
+    tags: dict[str, str] | None = None,
 ) -> Fit:
     """The run's loggers, callbacks and ``lightning.Trainer`` (MLflow run started here).
 
     ``sample_rate`` (Hz) and ``valid_windows`` feed the TensorBoard panels; ``tracking_uri``
-    and ``artifact_location`` are the MLflow store's (the experiment must exist).
+    and ``artifact_location`` are the MLflow store's (the experiment must exist);
+    ``extra_callbacks`` join the run's own (e.g. a sweep's pruning callback) and ``tags`` the
+    MLflow run's tags.
     """
     from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, RichProgressBar
     from lightning.pytorch.loggers import MLFlowLogger, TensorBoardLogger
@@ -111,7 +115,11 @@ def build_trainer(
         run_name=cfg.tracking.run_name or f"{name}-{Path(dataset).stem}",
         tracking_uri=tracking_uri,
         artifact_location=artifact_location,
-        tags={"gwtwin.model": name, "gwtwin.dataset": str(Path(dataset).resolve())},
+        tags={
+            "gwtwin.model": name,
+            "gwtwin.dataset": str(Path(dataset).resolve()),
+            **(tags or {}),
+        },
     )
     run_id = mlf.run_id
     loggers: list = [mlf]
@@ -137,6 +145,7 @@ def build_trainer(
         )
     if cfg.progress:
         callbacks.append(RichProgressBar())
+    callbacks.extend(extra_callbacks)
     if cfg.tensorboard.enabled and cfg.tensorboard.panels:
         frequencies, times = _qimage_axes(dataset) if kind == "qimage" else (None, None)
         callbacks.append(
