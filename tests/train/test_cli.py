@@ -119,3 +119,55 @@ def test_cli_train_list_promote(tiny, capsys, monkeypatch):
         twin.predict(blocks[:3])
     with pytest.raises(ChannelOrderError, match="wrong order"):
         twin.predict([blocks[1], blocks[0], *blocks[2:]])
+
+
+def test_warm_started_retrain_promote_and_rollback(tiny, capsys):
+    """A second version warm-started from the first: its learnt parameters start as the
+    first's; promoting it records the move, and rollback points production back at v1."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from gwtwin.models import build_model
+    from gwtwin.train import load_twin, train
+    from gwtwin.train.config import load_train_config
+    from gwtwin.train.tracking import alias_history, promote, tracking_uri_for
+    from gwtwin.train.warm import WarmStartError, warm_start_network
+
+    root, _ = tiny
+    work = root / "work"  # written by test_cli_train_list_promote (v1 @production)
+    uri = tracking_uri_for(work)
+    name = "gwtwin-witness-td"
+    v1 = load_twin(f"models:/{name}@production", work)
+
+    # the copy itself: every learnt parameter equal
+    arch = v1.metadata["model"]
+    fresh = build_model(arch["name"], **arch["kwargs"])
+    assert not all(
+        torch.equal(p, q) for p, q in zip(fresh.parameters(), v1.network.parameters(), strict=True)
+    )
+    assert warm_start_network(fresh, v1, v1.spec)["copied"] > 0
+    for (n, p), (_, q) in zip(fresh.named_parameters(), v1.network.named_parameters(), strict=True):
+        assert torch.equal(p, q), n
+    other = SimpleNamespace(feature_names=v1.spec.feature_names[::-1])
+    with pytest.raises(WarmStartError, match="trained on features"):
+        warm_start_network(fresh, v1, other)
+
+    # a retrain into its own work directory, registered in the same store as @challenger
+    cfg = load_train_config(
+        root / "train.yaml", {"tracking": {"tracking_uri": uri, "alias": "challenger"}}
+    )
+    result = train(root / "ds.h5", root / "retrain", cfg, warm_start=v1)
+    assert result.version == 2 and result.model_uri == f"models:/{name}@challenger"
+    assert alias_history(name, "production", uri) == []
+    promote(name, 2, "production", uri)
+    assert alias_history(name, "production", uri) == [1]
+    assert main(["models", "rollback", name, "--workdir", str(work)]) == 0
+    assert "version 2 -> 1" in capsys.readouterr().out
+    assert load_twin(f"models:/{name}@production", work).metadata["run_id"] == v1.metadata["run_id"]
+    assert alias_history(name, "production", uri) == []
+    # nothing earlier to go back to: a named error, not a silent no-op
+    assert main(["models", "rollback", name, "--workdir", str(work)]) == 2
+    assert "no earlier version is recorded" in capsys.readouterr().err
+    assert main(["models", "rollback", "nope", "--workdir", str(work)]) == 2
+    assert "no such registered model" in capsys.readouterr().err

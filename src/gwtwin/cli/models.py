@@ -12,17 +12,21 @@ from gwtwin.errors import GwtwinError
 def add_parser(subparsers) -> None:
     mdl = subparsers.add_parser(
         "models",
-        help="list registered twin models, or move an alias (promote)",
-        description="List the MLflow registry (versions, aliases, validation metrics) or point "
-        "an alias of a registered model at a version.",
+        help="list registered twin models, move an alias (promote) or move it back (rollback)",
+        description="List the MLflow registry (versions, aliases, validation metrics), point "
+        "an alias of a registered model at a version, or point it back at the version it held "
+        "before the last promotion.",
     )
     mdl_sub = mdl.add_subparsers(dest="action", required=True)
-    for action in ("list", "promote"):
+    for action in ("list", "promote", "rollback"):
         p = mdl_sub.add_parser(action, help=f"{action} registered models")
         p.add_argument("--workdir", "-w", help="a gwtwin train workdir (embedded MLflow)")
         p.add_argument("--tracking-uri", help="MLflow tracking/registry URI")
         if action == "list":
             p.add_argument("--name", help="only this registered model")
+        elif action == "rollback":
+            p.add_argument("name", help="registered model name")
+            p.add_argument("--alias", default="production", help="alias to move back")
         else:
             p.add_argument("name", help="registered model name")
             p.add_argument("version", type=int, help="model version")
@@ -44,9 +48,13 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from gwtwin.train.report import print_models
-    from gwtwin.train.tracking import list_models, promote
+    from gwtwin.train.tracking import list_models, promote, rollback
 
     console = Console()
+    if args.action == "rollback":
+        old, new = rollback(args.name, args.alias, uri)
+        console.print(f"{args.name}@{args.alias}: version {old} -> {new} (rolled back)")
+        return 0
     if args.action == "promote":
         promote(args.name, args.version, args.alias, uri)
         console.print(f"{args.name} version {args.version} is now @{args.alias}")

@@ -193,7 +193,53 @@ def promote(name: str, version: int | str, alias: str, tracking_uri: str) -> Non
             f"cannot promote {name} version {version} to {alias!r}: not in the registry at "
             f"{tracking_uri} ({what})"
         ) from None
+    previous = _alias_version(c, name, alias)
+    if previous is not None and previous != str(version):
+        history = alias_history(name, alias, tracking_uri) + [int(previous)]
+        c.set_registered_model_tag(name, _history_tag(alias), json.dumps(history[-50:]))
     c.set_registered_model_alias(name, alias, str(version))
+
+
+def _history_tag(alias: str) -> str:
+    return f"gwtwin.alias_history.{alias}"
+
+
+def _alias_version(c, name: str, alias: str) -> str | None:
+    """The version ``alias`` points at, or None."""
+    reg = c.get_registered_model(name)
+    version = (reg.aliases or {}).get(alias)
+    return None if version is None else str(version)
+
+
+def alias_history(name: str, alias: str, tracking_uri: str) -> list[int]:
+    """The versions ``alias`` pointed at before, oldest first (kept by :func:`promote` as the
+    registered model's tag ``gwtwin.alias_history.<alias>``)."""
+    reg = client(tracking_uri).get_registered_model(name)
+    text = (reg.tags or {}).get(_history_tag(alias))
+    return [int(v) for v in json.loads(text)] if text else []
+
+
+def rollback(name: str, alias: str, tracking_uri: str) -> tuple[int, int]:
+    """Point ``alias`` back at the version it held before the last :func:`promote`.
+
+    Returns ``(from_version, to_version)``; names the model and alias when no earlier version
+    is recorded.
+    """
+    c = client(tracking_uri)
+    if not _exists(c, name):
+        raise GwtwinError(f"cannot roll back {name}: no such registered model at {tracking_uri}")
+    current = _alias_version(c, name, alias)
+    history = alias_history(name, alias, tracking_uri)
+    if current is None or not history:
+        raise GwtwinError(
+            f"cannot roll back {name}@{alias}: "
+            + ("the alias is not set" if current is None else "no earlier version is recorded")
+            + " (promote records each move of an alias)"
+        )
+    target = history.pop()
+    c.set_registered_model_tag(name, _history_tag(alias), json.dumps(history))
+    c.set_registered_model_alias(name, alias, str(target))
+    return int(current), target
 
 
 def _exists(c, name: str) -> bool:
