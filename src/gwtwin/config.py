@@ -43,6 +43,7 @@ from gwtwin.dataset.config import DatasetConfig
 from gwtwin.errors import ConfigError
 from gwtwin.evaluate.config import EvaluateConfig
 from gwtwin.infer.clean import CleanConfig
+from gwtwin.lifecycle import LifecycleConfig
 from gwtwin.select.config import SelectConfig
 from gwtwin.simulate.config import SimulationConfig
 from gwtwin.stream.config import StreamStepConfig
@@ -127,6 +128,7 @@ class RunConfig(_Model):
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
     stream: StreamStepConfig = Field(default_factory=StreamStepConfig)
     report: ReportConfig = Field(default_factory=ReportConfig)
+    lifecycle: LifecycleConfig = Field(default_factory=LifecycleConfig)
     parallelism: ParallelismConfig = Field(default_factory=ParallelismConfig)
 
     @model_validator(mode="after")
