@@ -22,7 +22,6 @@ COMMANDS = (
     "scan",
     "dataset",
     "train",
-    "sweep",
     "report",
     "models",
     "retrain",
